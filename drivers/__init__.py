@@ -1,0 +1,1 @@
+"""Everything that touches hardware or the kernel. Never imports the agent (posdiag)."""

@@ -1,0 +1,1 @@
+"""Device simulators that speak the real protocols on real ptys (see each module's docstring)."""
