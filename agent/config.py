@@ -240,6 +240,11 @@ class _Builder:
                 if problem:
                     raise self.error(kpath, problem)
             kwargs[key] = v
+        missing = [n for n, f in fields.items() if n not in kwargs
+                   and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise self.error(path, f"missing required key {', '.join(missing)}")
         obj = cls(**kwargs)
         validate = getattr(obj, "validate", None)
         if validate is not None:
@@ -410,3 +415,24 @@ def _emit_table(data: Mapping[str, Any], path: tuple[str, ...], lines: list[str]
                 for ik, iv in item.items():
                     if iv is not None:
                         lines.append(f"{_toml_key(ik)} = {_toml_scalar(iv)}")
+
+
+def secret_file_warnings(cfg: Config) -> list[str]:
+    """Private keys and password files must not be readable by every user (DESIGN §6)."""
+    import os
+    import stat
+
+    out = []
+    for key in ("key_file", "password_file"):
+        path = getattr(cfg.mqtt, key)
+        if not path:
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as e:
+            out.append(f"mqtt.{key}: {path}: cannot stat: {e.strerror}")
+            continue
+        if mode & stat.S_IROTH:
+            out.append(f"mqtt.{key}: {path} is readable by every user (mode "
+                       f"{stat.S_IMODE(mode):04o}); run: chmod o-rwx {path}")
+    return out

@@ -1,7 +1,8 @@
 """Where the agent reads the kernel and the file system from.
 
-Every check gets one ``Roots`` value and builds paths through it, so ``--sysfs``, ``--procfs`` and
-``--rootfs`` (or ``[paths]``) redirect every read: fixture trees in tests, a host mount in a container.
+Every check gets one ``Roots`` value and builds paths through it, so ``--sysfs``, ``--procfs``
+and ``--rootfs`` (or ``[paths]``) redirect every read: fixture trees in tests, a host mount in a
+container.
 """
 
 from __future__ import annotations

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from posdiag import __version__
@@ -58,31 +54,6 @@ def build(results: Sequence[CheckResult], *, terminal_id: str, seq: int, valid_f
     t = (now or datetime.now(UTC)).replace(microsecond=0)
     return Report(terminal_id, seq, t, t + timedelta(seconds=valid_for_s), boot_id,
                   tuple(results))
-
-
-class SeqCounter:
-    """A per-terminal sequence number kept in a file, so it survives restarts.
-
-    The file is locked while it is read and rewritten (atomic replace), so two processes never
-    hand out the same number.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def next(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_suffix(".lock")
-        with open(lock, "a") as lf:
-            fcntl.flock(lf, fcntl.LOCK_EX)
-            current = 0
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                current = int(self.path.read_text().strip() or 0)
-            value = current + 1
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(f"{value}\n")
-            os.replace(tmp, self.path)
-            return value
 
 
 def schema(name: str = "report") -> dict[str, Any]:

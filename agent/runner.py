@@ -1,8 +1,8 @@
 """Runs checks: concurrently, each with its own deadline, in dependency order, never crashing.
 
 - A check whose dependencies have all finished starts at once (up to ``max_workers`` at a time).
-- A check still running at its deadline is reported ``unknown``/``timeout`` and abandoned: its
-  thread is a daemon and whatever it returns later is ignored. (Threads cannot be killed; checks
+- A check still running at its deadline is reported ``unknown``/``timeout`` and abandoned:
+  its thread is a daemon and whatever it returns later is ignored. (Threads cannot be killed; checks
   keep their own I/O timeouts below the deadline so abandoned threads end soon.)
 - An exception escaping a check is a bug, recorded as ``unknown``/``check_crashed``.
 - A dependant of a ``fail``ed check is ``skipped``/``dependency_failed``: one root cause, one report.
@@ -96,11 +96,13 @@ def _execute(specs: Sequence[AnySpec], config: Config, roots: Roots,
                     continue
                 spec = waiting.pop(name)
                 progress = True
-                failed = [d for d in deps[name] if done[d].status is Status.FAIL]
+                failed = [done[d] for d in deps[name] if _blocks(done[d])]
                 if failed:
-                    first = done[failed[0]]
-                    finish(skipped(name, "dependency_failed",
-                                   f"not run: {first.name} failed ({first.reason})"))
+                    first = failed[0]
+                    cause = (first.summary.removeprefix("not run: ")
+                             if first.reason == "dependency_failed"
+                             else f"{first.name} failed ({first.reason})")
+                    finish(skipped(name, "dependency_failed", f"not run: {cause}"))
                     continue
                 running[name] = _start(spec, config, roots, finished)
         if not running:
@@ -127,6 +129,11 @@ def _execute(specs: Sequence[AnySpec], config: Config, roots: Roots,
         if r is None:  # arrived after its deadline: already reported as a timeout
             continue
         finish(result.with_duration((time.monotonic() - r.started) * 1000))
+
+
+def _blocks(dep: CheckResult) -> bool:
+    """A failed dependency, or one itself skipped for a failed dependency, blocks its dependants."""
+    return dep.status is Status.FAIL or dep.reason == "dependency_failed"
 
 
 def _start(spec: AnySpec, config: Config, roots: Roots,

@@ -12,6 +12,8 @@ the simulator sits on the master side, receives what the driver writes and answe
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import os
 import select
 import threading
@@ -19,7 +21,7 @@ import time
 import tty
 
 
-class PtyDevice:
+class PtyDevice(abc.ABC):
     """Base class: owns the pty pair and a reader thread that feeds ``on_bytes``."""
 
     def __init__(self, *, silent: bool = False, slow_delay_s: float = 0.0) -> None:
@@ -62,10 +64,8 @@ class PtyDevice:
         with self._lock:
             for fd in (self._master, self._slave):
                 if fd >= 0:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.close(fd)
-                    except OSError:
-                        pass
             self._master = self._slave = -1
 
     # -- I/O ----------------------------------------------------------------------------------
@@ -99,6 +99,6 @@ class PtyDevice:
             if self._master >= 0 and not self._stop.is_set():
                 os.write(self._master, data)
 
+    @abc.abstractmethod
     def on_bytes(self, data: bytes) -> None:
         """Handle bytes written by the driver; subclasses answer through ``send``."""
-        raise NotImplementedError

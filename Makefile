@@ -1,0 +1,44 @@
+# posdiag — set-up, demo and tests. Two commands matter (see README.md):
+#   make demo   create the environment and run the self-test on this machine
+#   make test   install what the tests need (Debian packages, Python env) and run every test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the tests use for real: a broker, udev device mocks, firewall rules for
+# black-holed hosts, network namespaces, certificates, dpkg's version oracle, unit verification.
+TEST_DEBS := mosquitto umockdev nftables iproute2 openssl dpkg systemd
+.PHONY: demo test env debs lint pytest bench clean
+
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+env: $(VENV)/.installed
+
+debs:
+	@missing=$$(for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: env
+	$(VENV)/bin/posdiag selftest; rc=$$?; echo "posdiag selftest exit code: $$rc"
+
+lint: env
+	$(VENV)/bin/ruff check agent drivers tests hardware-fixtures bench
+
+pytest: env
+	$(VENV)/bin/pytest -q
+
+test: debs env lint pytest
+
+bench: env
+	$(PY) bench/selftest.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

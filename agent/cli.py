@@ -1,0 +1,209 @@
+"""The ``posdiag`` command line. Imports are lazy so ``posdiag --version`` starts fast."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import argparse
+
+    from posdiag.config import Config
+    from posdiag.paths import Roots
+
+EX_USAGE = 64
+EX_SOFTWARE = 70
+EX_CONFIG = 78
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--version"], ["-V"]):  # the fast path: no argparse, no agent imports
+        from posdiag import __version__
+
+        print(f"posdiag {__version__}")
+        return 0
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("posdiag: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(argv: list[str]) -> int:
+    from posdiag.errors import ConfigError, UsageError
+
+    parser = _parser()
+    ns = parser.parse_args(argv)
+    _logging(ns.verbose)
+    try:
+        return int(ns.func(ns))
+    except ConfigError as e:
+        print(f"posdiag: config error: {e}", file=sys.stderr)
+        return EX_CONFIG
+    except UsageError as e:
+        print(f"posdiag: {e}", file=sys.stderr)
+        return EX_USAGE
+
+
+class _Parser:
+    """argparse exits 2 on bad usage, which would read as 'fail' to a monitoring system."""
+
+    @staticmethod
+    def make(**kw: object) -> argparse.ArgumentParser:
+        import argparse
+
+        class P(argparse.ArgumentParser):
+            def error(self, message: str) -> NoReturn:
+                self.print_usage(sys.stderr)
+                self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+        return P(**kw)  # type: ignore[arg-type]
+
+
+def _parser() -> argparse.ArgumentParser:
+
+    from posdiag import __version__
+
+    common = _Parser.make(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help="config file (default /etc/posdiag/posdiag.toml; conf.d/*.toml beside "
+                             "it are read after it)")
+    common.add_argument("--sysfs", metavar="DIR", help="read the kernel's /sys from DIR")
+    common.add_argument("--procfs", metavar="DIR", help="read /proc from DIR")
+    common.add_argument("--rootfs", metavar="DIR", help="read files such as /etc from under DIR")
+    common.add_argument("--lang", choices=("en", "zh_CN"),
+                        help="language of texts (default: config, then LC_ALL/LANG)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+
+    p = _Parser.make(prog="posdiag", description="Diagnostic agent for Linux POS terminals.")
+    p.add_argument("--version", action="version", version=f"posdiag {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                           parser_class=type(p))
+
+    st = sub.add_parser("selftest", parents=[common], help="check this terminal now",
+                        description="Run the checks and print what is wrong. Exit code: 0 ok, "
+                                    "1 warning, 2 failure, 3 unknown.")
+    st.add_argument("--json", action="store_true", help="print exactly one JSON report")
+    st.add_argument("--check", action="append", default=[], metavar="NAME",
+                    help="run only this check (repeatable)")
+    st.set_defaults(func=cmd_selftest)
+
+    ch = sub.add_parser("checks", parents=[common], help="list the checks")
+    ch.add_argument("--json", action="store_true", help="print the list as JSON")
+    ch.set_defaults(func=cmd_checks)
+
+    cf = sub.add_parser("config", help="configuration")
+    cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True,
+                              parser_class=type(p))
+    cc = cfsub.add_parser("check", parents=[common],
+                          help="validate the config and print the effective configuration")
+    cc.set_defaults(func=cmd_config_check)
+    return p
+
+
+def _logging(verbose: int) -> None:
+    import logging
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="posdiag: %(levelname)s: %(name)s: %(message)s")
+
+
+# --------------------------------------------------------------------------------------------
+def _load(ns: argparse.Namespace) -> tuple[Config, Roots]:
+    from pathlib import Path
+
+    from posdiag import config as cfgmod
+    from posdiag.checks import REGISTRY
+    from posdiag.errors import UsageError
+    from posdiag.paths import Roots
+
+    cfg = cfgmod.load(Path(ns.config) if ns.config else None,
+                      {s.name: s.config_type for s in REGISTRY})
+    dirs = {}
+    for key in ("sysfs", "procfs", "rootfs"):
+        given = getattr(ns, key)
+        if given is not None and not Path(given).is_dir():
+            raise UsageError(f"--{key} {given}: no such directory")
+        dirs[key] = Path(given if given is not None else getattr(cfg.paths, key))
+    return cfg, Roots(**dirs)
+
+
+def _texts(ns: argparse.Namespace, cfg: Config | None) -> object:
+    from posdiag.i18n import Texts, resolve_lang
+
+    return Texts(resolve_lang(ns.lang, cfg.terminal.lang if cfg else ""))
+
+
+def cmd_selftest(ns: argparse.Namespace) -> int:
+    from posdiag import report
+    from posdiag.checks import REGISTRY
+    from posdiag.drivers.procfs.kernel import boot_id
+    from posdiag.errors import UsageError
+    from posdiag.render import Renderer
+    from posdiag.results import Status
+    from posdiag.runner import run_checks
+
+    cfg, roots = _load(ns)
+    known = {s.name for s in REGISTRY}
+    unknown = [n for n in ns.check if n not in known]
+    if unknown:
+        raise UsageError(f"unknown check {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+    renderer = None
+    if not ns.json:
+        renderer = Renderer(_texts(ns, cfg))  # type: ignore[arg-type]
+        renderer.header(cfg.terminal_id)
+    results = run_checks(REGISTRY, cfg, roots, only=ns.check,
+                         on_result=renderer.progress if renderer else None)
+    rep = report.build(results, terminal_id=cfg.terminal_id, seq=0,
+                       valid_for_s=cfg.report.valid_for_s, boot_id=boot_id(roots.procfs))
+    if renderer is None:
+        print(rep.to_json(indent=2))
+    else:
+        renderer.table(rep.checks, rep.status)
+    return Status(rep.status).exit_code
+
+
+def cmd_checks(ns: argparse.Namespace) -> int:
+    import json
+
+    from posdiag.checks import REGISTRY
+    from posdiag.i18n import Texts, resolve_lang
+
+    t = Texts(resolve_lang(ns.lang))
+    rows = [{"name": s.name, "description": t.check(s.name),
+             "enabled_by_default": s.enabled_by_default, "depends_on": list(s.depends_on),
+             "timeout_s": s.timeout_s} for s in REGISTRY]
+    if ns.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    from posdiag.render import pad
+
+    w = max(len(r["name"]) for r in rows) + 2
+    print(t.ui("checks_title"))
+    for r in rows:
+        extra = t.ui("default_on") if r["enabled_by_default"] else t.ui("default_off")
+        if r["depends_on"]:
+            extra += f"; {t.ui('depends_on')} {', '.join(r['depends_on'])}"
+        print(f"  {pad(r['name'], w)}{r['description']} ({extra})")
+    return 0
+
+
+def cmd_config_check(ns: argparse.Namespace) -> int:
+    from posdiag import config as cfgmod
+
+    cfg, roots = _load(ns)
+    files = ", ".join(cfg.files) if cfg.files else "no config file, built-in defaults"
+    print(f"posdiag: config OK ({files})", file=sys.stderr)
+    for warning in cfgmod.secret_file_warnings(cfg):
+        print(f"posdiag: warning: {warning}", file=sys.stderr)
+    effective = cfgmod.as_dict(cfg)
+    effective["terminal"]["id"] = cfg.terminal_id
+    effective["paths"].update(sysfs=str(roots.sysfs), procfs=str(roots.procfs),
+                              rootfs=str(roots.rootfs))
+    sys.stdout.write(cfgmod.to_toml(effective))
+    return 0
