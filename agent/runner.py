@@ -2,8 +2,8 @@
 
 - A check whose dependencies have all finished starts at once (up to ``max_workers`` at a time).
 - A check still running at its deadline is reported ``unknown``/``timeout`` and abandoned:
-  its thread is a daemon and whatever it returns later is ignored. (Threads cannot be killed; checks
-  keep their own I/O timeouts below the deadline so abandoned threads end soon.)
+  its thread is a daemon and whatever it returns later is ignored. (Threads cannot be killed;
+  checks keep their own I/O timeouts below the deadline so abandoned threads end soon.)
 - An exception escaping a check is a bug, recorded as ``unknown``/``check_crashed``.
 - A dependant of a ``fail``ed check is ``skipped``/``dependency_failed``: one root cause, one report.
 """

@@ -23,7 +23,7 @@ class DemoTarget:
 @dataclass(frozen=True)
 class DemoConfig(c.CheckConfig):
     threshold: float = c.rule(c.between(0, 100), 20.0)
-    mode: Literal[a, b] = "a"
+    mode: Literal["a", "b"] = "a"
     targets: tuple[DemoTarget, ...] = ()
     minimum: Mapping[str, str] = field(default_factory=dict)
 
