@@ -5,7 +5,8 @@
   its thread is a daemon and whatever it returns later is ignored. (Threads cannot be killed;
   checks keep their own I/O timeouts below the deadline so abandoned threads end soon.)
 - An exception escaping a check is a bug, recorded as ``unknown``/``check_crashed``.
-- A dependant of a ``fail``ed check is ``skipped``/``dependency_failed``: one root cause, one report.
+- A dependant of a ``fail``ed check is ``skipped``/``dependency_failed``: one root cause,
+  one report.
 """
 
 from __future__ import annotations
