@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from posdiag.checks import power, system
 from posdiag.checks.base import AnySpec
 
-REGISTRY: tuple[AnySpec, ...] = ()
+REGISTRY: tuple[AnySpec, ...] = (
+    power.SPEC,
+    system.SPEC,
+)
