@@ -17,16 +17,14 @@ _INT = re.compile(r"[+-]?[0-9]{1,19}")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
-def read_bytes(path: Path, limit: int = 64 * 1024) -> bytes | None:
-    """At most ``limit`` bytes of a regular file, or None if it cannot be read.
+def read_regular(path: Path, limit: int = 64 * 1024) -> bytes | None:
+    """At most ``limit`` bytes of a regular file; None when ``path`` is not a regular file.
 
     Opened non-blocking and only read when it is a regular file: a FIFO or a device node in its
     place (a broken fixture, a hostile mount) gives None at once instead of blocking forever.
+    Open and read errors propagate as OSError, for callers that must tell them apart.
     """
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path
-        return None
+    fd = os.open(path, _OPEN_FLAGS)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
@@ -39,10 +37,16 @@ def read_bytes(path: Path, limit: int = 64 * 1024) -> bytes | None:
             chunks.append(chunk)
             size += len(chunk)
         return b"".join(chunks)
-    except OSError:
-        return None
     finally:
         os.close(fd)
+
+
+def read_bytes(path: Path, limit: int = 64 * 1024) -> bytes | None:
+    """Like ``read_regular``, but every failure is None: for files where "no data" is normal."""
+    try:
+        return read_regular(path, limit)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return None
 
 
 def read_text(path: Path, limit: int = 64 * 1024) -> str | None:

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from posdiag.checks import power, system
+from posdiag.checks import power, software, system
 from posdiag.checks.base import AnySpec
 
 REGISTRY: tuple[AnySpec, ...] = (
     power.SPEC,
     system.SPEC,
+    software.SPEC,
 )
