@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from posdiag.checks import power, software, system
+from posdiag.checks import payment_host, power, software, system
 from posdiag.checks.base import AnySpec
 
 REGISTRY: tuple[AnySpec, ...] = (
     power.SPEC,
     system.SPEC,
+    payment_host.SPEC,
     software.SPEC,
 )
