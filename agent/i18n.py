@@ -60,5 +60,8 @@ class Texts:
     def check(self, name: str) -> str:
         return self.get("check", name)
 
+    def reason(self, code: str) -> str:
+        return self.get("reason", code)
+
     def hint(self, hint_id: str) -> str:
         return self.get("hint", hint_id)

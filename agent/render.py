@@ -73,6 +73,13 @@ class Renderer:
                 f"{clip(r.summary, 60)}  ({r.duration_ms:.0f} ms)")
         print(line, file=self.out, flush=True)
 
+    def details(self, r: CheckResult) -> str:
+        """The summary carries the measured values (English); other languages lead with the
+        localised title of the reason so the technician reads the problem in their language."""
+        if self.t.lang == "en" or r.status is Status.OK:
+            return r.summary
+        return f"{self.t.reason(r.reason)}：{r.summary}"
+
     def table(self, results: Sequence[CheckResult], overall: Status) -> None:
         t = self.t
         cols = (self.name_width, 8, 20)
@@ -82,7 +89,7 @@ class Renderer:
         print("─" * 78, file=self.out)
         for r in results:
             print(f"{pad(r.name, cols[0])} {self._status(r.status)} {pad(r.reason, cols[2])} "
-                  f"{clip(r.summary, 78 - sum(cols) - 3)}", file=self.out)
+                  f"{clip(self.details(r), 78 - sum(cols) - 3)}", file=self.out)
         hints = [(r, h) for r in results if r.status in (Status.WARN, Status.FAIL, Status.UNKNOWN)
                  for h in r.hints]
         print("─" * 78, file=self.out)

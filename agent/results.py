@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -56,8 +57,7 @@ class Finding:
     hints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _CODE.match(self.reason):
-            raise ValueError(f"reason code must be snake_case: {self.reason!r}")
+        _check_reason(self.reason)
         for h in self.hints:
             if not _HINT.match(h):
                 raise ValueError(f"hint id must look like 'area.name': {h!r}")
@@ -65,6 +65,21 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return {"status": str(self.status), "reason": self.reason, "summary": self.summary,
                 "hints": list(self.hints)}
+
+
+@functools.cache
+def known_reasons() -> frozenset[str]:
+    """The stable reason codes: those with a title in the locale catalog (docs/reason-codes.md)."""
+    from posdiag.i18n import catalog
+
+    return frozenset(catalog("en")["reason"])
+
+
+def _check_reason(reason: str) -> None:
+    if not _CODE.match(reason):
+        raise ValueError(f"reason code must be snake_case: {reason!r}")
+    if reason not in known_reasons():
+        raise ValueError(f"reason code {reason!r} is not in the catalog of stable codes")
 
 
 def _clean_metric(key: str, value: MetricValue) -> MetricValue:
@@ -91,8 +106,7 @@ class CheckResult:
     duration_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        if not _CODE.match(self.reason):
-            raise ValueError(f"reason code must be snake_case: {self.reason!r}")
+        _check_reason(self.reason)
         if self.status is Status.OK and self.reason != "ok":
             raise ValueError("an ok result has reason 'ok'")
         clean = {k: _clean_metric(k, v) for k, v in dict(self.metrics).items()}

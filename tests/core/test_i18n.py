@@ -82,3 +82,9 @@ def test_texts_lookup():
     assert Texts("zh_CN").status("fail") == "故障"
     assert Texts("en").hint("agent.report_bug").startswith("This is a posdiag bug")
     assert Texts("xx").lang == "en"
+
+
+def test_reason_codes_doc_lists_exactly_the_catalog():
+    doc = (CHECKS_DIR.parents[1] / "docs" / "reason-codes.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", doc, re.M))
+    assert documented == set(catalog("en")["reason"])

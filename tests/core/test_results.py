@@ -73,3 +73,10 @@ def test_hint_ids_are_validated():
     v = Verdict("x")
     with pytest.raises(ValueError):
         v.warn("on_battery", "s", "nodot")
+
+
+def test_reason_codes_must_be_in_the_catalog():
+    with pytest.raises(ValueError, match="not in the catalog"):
+        CheckResult("x", Status.FAIL, "made_up_reason", "s")
+    with pytest.raises(ValueError, match="not in the catalog"):
+        Verdict("x").warn("made_up_reason", "s")
