@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -52,6 +53,8 @@ class Renderer:
         self.colour = use_colour(self.out) if colour is None else colour
         self.name_width = name_width
         self.live = hasattr(self.out, "isatty") and self.out.isatty()
+        # On a terminal the table fits the window; in a log nothing is cut off.
+        self.cols = max(60, shutil.get_terminal_size((100, 24)).columns) if self.live else 0
 
     def _paint(self, status: Status, text: str) -> str:
         return f"\033[{_COLOUR[status]}m{text}\033[0m" if self.colour else text
@@ -69,8 +72,9 @@ class Renderer:
         if not self.live:
             return
         mark = self._paint(r.status, _MARK[r.status])
+        room = max(20, self.cols - self.name_width - 24)
         line = (f" {mark} {pad(r.name, self.name_width)} {self._status(r.status)} "
-                f"{clip(r.summary, 60)}  ({r.duration_ms:.0f} ms)")
+                f"{clip(self.details(r), room)}  ({r.duration_ms:.0f} ms)")
         print(line, file=self.out, flush=True)
 
     def details(self, r: CheckResult) -> str:
@@ -83,16 +87,19 @@ class Renderer:
     def table(self, results: Sequence[CheckResult], overall: Status) -> None:
         t = self.t
         cols = (self.name_width, 8, 20)
+        rule = "─" * (self.cols or 78)
+        room = self.cols - sum(cols) - 3 if self.cols else 0
         print(file=self.out)
         print(f"{pad(t.ui('check'), cols[0])} {pad(t.ui('status'), cols[1])} "
               f"{pad(t.ui('reason'), cols[2])} {t.ui('details')}", file=self.out)
-        print("─" * 78, file=self.out)
+        print(rule, file=self.out)
         for r in results:
+            details = clip(self.details(r), room) if room > 0 else self.details(r)
             print(f"{pad(r.name, cols[0])} {self._status(r.status)} {pad(r.reason, cols[2])} "
-                  f"{clip(self.details(r), 78 - sum(cols) - 3)}", file=self.out)
+                  f"{details}", file=self.out)
         hints = [(r, h) for r in results if r.status in (Status.WARN, Status.FAIL, Status.UNKNOWN)
                  for h in r.hints]
-        print("─" * 78, file=self.out)
+        print(rule, file=self.out)
         if hints:
             print(f"{t.ui('what_to_do')}:", file=self.out)
             seen: set[str] = set()
