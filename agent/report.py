@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 from posdiag import __version__
@@ -57,6 +56,7 @@ def build(results: Sequence[CheckResult], *, terminal_id: str, seq: int, valid_f
 
 
 def schema(name: str = "report") -> dict[str, Any]:
-    """A JSON Schema shipped in the package (``posdiag/schema/<name>.json``)."""
-    text = resources.files("posdiag.schema").joinpath(f"{name}.json").read_text("utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    """A JSON Schema shipped in the package (see ``posdiag.schemas``)."""
+    from posdiag import schemas
+
+    return schemas.load(name)
