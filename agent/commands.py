@@ -1,0 +1,97 @@
+"""Remote commands: an allowlist of verbs, payloads checked before anything runs.
+
+Anything can arrive on ``cmd/#``: oversized, binary, deeply nested, unknown verbs. Each gets an
+error reply (``posdiag.reply/1``) and the agent carries on. The checks here implement
+``posdiag/schema/command.json`` plus which keys each verb takes (tests hold the two together).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_PAYLOAD = 4096
+VERBS: Mapping[str, frozenset[str]] = {
+    "ping": frozenset(),
+    "selftest": frozenset({"checks"}),
+    "report": frozenset(),
+    "diagnose": frozenset({"symptom", "lang"}),
+}
+_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SYMPTOM = re.compile(r"^[a-z][a-z-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+class CommandRejected(Exception):
+    """A command that will not run; ``code`` is one of reply.json's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse(verb: str, payload: bytes, *, response_topic: str | None = None,
+          correlation: bytes | None = None, known_checks: frozenset[str] = frozenset(),
+          verbs: Mapping[str, frozenset[str]] = VERBS) -> Command:
+    """Validate one incoming command; raise ``CommandRejected`` with a reply code otherwise."""
+    if verb not in verbs:
+        shown = verb if len(verb) <= 40 and verb.isprintable() else verb[:40].encode().hex()
+        raise CommandRejected("unknown_verb",
+                              f"unknown command {shown!r}; allowed: {', '.join(sorted(verbs))}")
+    if len(payload) > MAX_PAYLOAD:
+        raise CommandRejected("too_large", f"payload of {len(payload)} bytes; at most "
+                                           f"{MAX_PAYLOAD} bytes are accepted")
+    args = _decode(payload)
+    allowed = verbs[verb]
+    extra = sorted(set(args) - allowed)
+    if extra:
+        raise CommandRejected("bad_payload", f"{verb} takes "
+                              f"{', '.join(sorted(allowed)) or 'no arguments'}; "
+                              f"unexpected: {', '.join(map(str, extra))[:200]}")
+    if "checks" in args:
+        checks = args["checks"]
+        if (not isinstance(checks, list) or len(checks) > 32
+                or not all(isinstance(c, str) and _CODE.match(c) for c in checks)
+                or len(set(checks)) != len(checks)):
+            raise CommandRejected("bad_payload", "checks must be a list of up to 32 distinct "
+                                                 "check names")
+        unknown = [c for c in checks if known_checks and c not in known_checks]
+        if unknown:
+            raise CommandRejected("unknown_check", f"unknown check {', '.join(unknown)}; known: "
+                                                   f"{', '.join(sorted(known_checks))}")
+    if "symptom" in args and not (isinstance(args["symptom"], str)
+                                  and _SYMPTOM.match(args["symptom"])):
+        raise CommandRejected("bad_payload", "symptom must be a symptom id like "
+                                             "'card-read-failure'")
+    if "lang" in args and args["lang"] not in ("en", "zh_CN"):
+        raise CommandRejected("bad_payload", "lang must be 'en' or 'zh_CN'")
+    if verb == "diagnose" and "symptom" not in args:
+        raise CommandRejected("bad_payload", "diagnose needs a symptom")
+    return Command(verb, args, response_topic, correlation)
+
+
+def _decode(payload: bytes) -> dict[str, Any]:
+    if not payload.strip():
+        return {}
+    try:
+        doc = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CommandRejected("bad_payload", "payload is not UTF-8 text") from None
+    except RecursionError:
+        raise CommandRejected("bad_payload", "payload is nested too deeply") from None
+    except ValueError as e:
+        raise CommandRejected("bad_payload", f"payload is not JSON: {e}"[:200]) from None
+    if not isinstance(doc, dict):
+        raise CommandRejected("bad_payload", "payload must be a JSON object")
+    return doc
