@@ -105,7 +105,9 @@ class MqttConfig:
     topic_prefix: str = rule(
         lambda v: None if v and not set(v) & {"+", "#"} and not v.startswith("/")
         and not v.endswith("/") else f"{v!r} is not a valid topic prefix", "posdiag/v1")
-    keepalive_s: int = rule(between(10, 3600), 300)
+    # 540 s: the broker sends the Last Will after 1.5x = 13.5 min of silence, so a dead terminal is
+    # noticed within 15 min while idle pings stay cheap on a metered link.
+    keepalive_s: int = rule(between(10, 3600), 540)
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,27 @@ class RunnerConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """Cadence of ``posdiag run``. Defaults are for metered cellular links (≤ 1 MB/month)."""
+
+    heartbeat_s: int = rule(between(10, 86400), 3600)
+    report_s: int = rule(between(10, 7 * 86400), 86400)
+    check_interval_s: int = rule(between(1, 86400), 300)
+    jitter_percent: float = rule(between(0, 50), 10.0)
+    event_holdoff_s: int = rule(between(0, 86400), 600)
+    publish_rate_per_s: float = rule(between(0.1, 1000), 5.0)
+    max_queued_commands: int = rule(between(1, 16), 4)
+
+
+@dataclass(frozen=True)
 class CheckConfig:
     """Keys every ``[checks.<name>]`` table accepts; a check's own config subclasses this."""
 
     enabled: bool | None = None  # None: the check's own default
     timeout_s: float = rule(lambda v: None if v == 0 or 0.1 <= v <= 600
                             else f"must be 0 (check default) or 0.1-600, not {v!r}", 0.0)
+    interval_s: float = rule(lambda v: None if v == 0 or 1 <= v <= 7 * 86400
+                             else f"must be 0 (daemon default) or 1-604800, not {v!r}", 0.0)
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     checks: Mapping[str, CheckConfig] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # the files it was read from, in order
 
@@ -352,6 +370,7 @@ class _Sections:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
 
 # --------------------------------------------------------------------------------------------
