@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--json", action="store_true", help="print the list as JSON")
     ch.set_defaults(func=cmd_checks)
 
+    rn = sub.add_parser("run", parents=[common], help="run as a service (systemd Type=notify)",
+                        description="Run the checks on their schedules, publish presence, "
+                                    "heartbeats, reports and events over MQTT, answer commands.")
+    rn.set_defaults(func=cmd_run)
+
     cf = sub.add_parser("config", help="configuration")
     cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True,
                               parser_class=type(p))
@@ -207,3 +212,19 @@ def cmd_config_check(ns: argparse.Namespace) -> int:
                               rootfs=str(roots.rootfs))
     sys.stdout.write(cfgmod.to_toml(effective))
     return 0
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from posdiag.daemon import Daemon
+
+    for key in ("sysfs", "procfs", "rootfs"):
+        given = getattr(ns, key)
+        if given is not None and not Path(given).is_dir():
+            from posdiag.errors import UsageError
+
+            raise UsageError(f"--{key} {given}: no such directory")
+    daemon = Daemon(Path(ns.config) if ns.config else None,
+                    {k: getattr(ns, k) for k in ("sysfs", "procfs", "rootfs")})
+    return daemon.run()

@@ -1,0 +1,400 @@
+"""``posdiag run``: the checks as a service a fleet can rely on.
+
+One main loop owns all state: it runs due checks through the same runner as the CLI, turns
+status changes into events (with a hold-off against flapping), queues heartbeats and reports in the
+on-disk outbox, executes commands one at a time, and pings the systemd watchdog — from this loop
+only, so a hung loop is restarted. paho's network thread and the udev thread only put work on the
+loop's queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posdiag import payloads, report
+from posdiag.checks import REGISTRY
+from posdiag.checks.base import AnySpec
+from posdiag.commands import Command, CommandRejected, parse
+from posdiag.config import Config, load
+from posdiag.errors import ConfigError
+from posdiag.paths import Roots
+from posdiag.results import CheckResult, Status
+from posdiag.runner import plan, run_checks
+from posdiag.scheduler import Periodic, Scheduler
+
+log = logging.getLogger("posdiag.daemon")
+
+# Which check looks at a kind of device (a bridge serves the kind its table entry names).
+DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
+                 "cellular": "cellular", "printer": "printer"}
+CAPABILITIES = ("ping", "selftest", "report", "diagnose")
+SHUTDOWN_BUDGET_S = 4.0  # SIGTERM → exit well within systemd's and the issue's 5 s
+
+
+@dataclass
+class _Published:
+    status: Status
+    at: float
+
+
+class Daemon:
+    def __init__(self, config_path: Path | None, overrides: dict[str, str | None],
+                 specs: Sequence[AnySpec] = REGISTRY, environ: dict[str, str] | None = None
+                 ) -> None:
+        self.config_path = config_path
+        self.overrides = overrides
+        self.specs = tuple(specs)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.config = self._load()
+        self.roots = self._roots(self.config)
+        self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.results: dict[str, CheckResult] = {}
+        self.published: dict[str, _Published] = {}
+        self.started = time.monotonic()
+        self._stop = False
+        self._reload = False
+        self._queued_commands = 0
+        self._commands_lock = threading.Lock()  # the count is shared with the MQTT thread
+        self._last_status_line = ""
+        from posdiag.drivers.procfs.kernel import boot_id
+
+        self.boot_id = boot_id(self.roots.procfs)
+
+    # -- configuration --------------------------------------------------------------------------
+    def _load(self) -> Config:
+        return load(self.config_path, {s.name: s.config_type for s in self.specs})
+
+    def _roots(self, cfg: Config) -> Roots:
+        pick = {k: self.overrides.get(k) or getattr(cfg.paths, k)
+                for k in ("sysfs", "procfs", "rootfs")}
+        return Roots(Path(pick["sysfs"]), Path(pick["procfs"]), Path(pick["rootfs"]))
+
+    @property
+    def topics(self) -> payloads.Topics:
+        return payloads.Topics(self.config.mqtt.topic_prefix, self.config.terminal_id)
+
+    def intervals(self) -> dict[str, float]:
+        d = self.config.daemon
+        return {s.name: (self.config.check(s.name).interval_s or d.check_interval_s)
+                for s in plan(self.specs, self.config).run}
+
+    @property
+    def valid_for_s(self) -> float:
+        # Without news for two heartbeats (plus a margin) the backend should call it stale.
+        return max(self.config.report.valid_for_s, 2 * self.config.daemon.heartbeat_s + 60)
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def run(self) -> int:
+        from posdiag.mqtt import Link
+        from posdiag.outbox import Outbox, OutboxError
+        from posdiag.sdnotify import Notifier
+
+        self.notifier = Notifier.from_environment(self.environ)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        try:
+            self.outbox = Outbox(Path(self.config.outbox.path), self.config.outbox.max_bytes)
+        except OutboxError as e:
+            log.error("outbox unusable (%s); moving it aside and starting a new one", e)
+            self.outbox = Outbox.recover(Path(self.config.outbox.path),
+                                         self.config.outbox.max_bytes)
+        self.link = self._new_link(Link)
+        self.link.start()
+        self.watcher = self._start_watcher()
+        self._put("event", lambda seq: payloads.agent_started(self.config.terminal_id, seq))
+
+        d = self.config.daemon
+        jitter = d.jitter_percent / 100
+        self.scheduler = Scheduler(self.intervals(), jitter=jitter)
+        self.heartbeat = Periodic(d.heartbeat_s, jitter=jitter)
+        self.report_timer = Periodic(d.report_s, jitter=jitter)
+        self._run_checks(self.scheduler.due(), first=True)
+        self._enqueue_report()
+        self.notifier.ready()
+        self._update_status_line()
+        log.info("posdiag running as %s; %d checks", self.config.terminal_id, len(self.results))
+        watchdog_s = self.notifier.watchdog_interval_s
+        last_ping = time.monotonic()
+        if watchdog_s:
+            self.notifier.watchdog()
+
+        while not self._stop:
+            timeout = min(self.scheduler.seconds_until_next(), self.heartbeat.seconds_left(),
+                          self.report_timer.seconds_left(), self._holdoff_wait(), 5.0)
+            if watchdog_s:
+                timeout = min(timeout, max(0.0, last_ping + watchdog_s - time.monotonic()))
+            try:
+                kind, item = self.inbox.get(timeout=max(0.05, timeout))
+                self._handle(kind, item)
+            except queue.Empty:
+                pass
+            if self._reload:
+                self._reload = False
+                self._do_reload()
+            if self._stop:
+                break
+            due = self.scheduler.due()
+            if due:
+                self._run_checks(due)
+            self._flush_holdoffs()
+            if self.heartbeat.due():
+                self.heartbeat.done()
+                self._enqueue_heartbeat()
+            if self.report_timer.due():
+                self.report_timer.done()
+                self._enqueue_report()
+            if watchdog_s and time.monotonic() - last_ping >= watchdog_s:
+                self.notifier.watchdog()
+                last_ping = time.monotonic()
+            self._update_status_line()
+        return self._shutdown()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            self._reload = True
+        else:
+            self._stop = True
+        self.inbox.put(("wake", None))
+
+    def _shutdown(self) -> int:
+        deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+        self.notifier.stopping()
+        log.info("stopping: delivering what is queued, then going offline")
+        if self.watcher is not None:
+            self.watcher.stop()
+        offline = payloads.dumps(payloads.status(self.config.terminal_id, "offline",
+                                                 self.boot_id))
+        self.link.stop(offline, timeout_s=max(0.5, deadline - time.monotonic()))
+        self.outbox.close()
+        return 0
+
+    # -- work items -----------------------------------------------------------------------------
+    def _handle(self, kind: str, item: Any) -> None:
+        if kind == "command":
+            with self._commands_lock:
+                self._queued_commands -= 1
+            self._execute(item)
+        elif kind == "udev":
+            self._on_hotplug(item)
+
+    def _on_command(self, verb: str, payload: bytes, response_topic: str | None,
+                    correlation: bytes | None) -> None:
+        """Called from the MQTT thread: validate and queue, or answer at once with an error."""
+        try:
+            cmd = parse(verb, payload, response_topic=response_topic, correlation=correlation,
+                        known_checks=frozenset(s.name for s in self.specs))
+        except CommandRejected as e:
+            log.warning("command %r rejected: %s", verb[:40], e.message)
+            self._reply(Command(verb, {}, response_topic, correlation), error=(e.code, e.message))
+            return
+        with self._commands_lock:
+            waiting = self._queued_commands
+            if waiting < self.config.daemon.max_queued_commands:
+                self._queued_commands += 1
+        if waiting >= self.config.daemon.max_queued_commands:
+            self._reply(cmd, error=("busy", f"{waiting} commands are already waiting; "
+                                            "try again later"))
+            return
+        self.inbox.put(("command", cmd))
+
+    def _execute(self, cmd: Command) -> None:
+        try:
+            if cmd.verb == "ping":
+                from posdiag import __version__
+
+                self._reply(cmd, result={"pong": True, "version": __version__,
+                                         "uptime_s": round(time.monotonic() - self.started, 1)})
+            elif cmd.verb == "selftest":
+                names = list(cmd.args.get("checks") or [])
+                fresh = self._run_checks(names or [s.name for s in plan(self.specs,
+                                                                          self.config).run],
+                                         only=names)
+                rep = report.build(fresh, terminal_id=self.config.terminal_id, seq=0,
+                                   valid_for_s=self.valid_for_s, boot_id=self.boot_id)
+                self._reply(cmd, result=rep.to_dict())
+            elif cmd.verb == "report":
+                self._reply(cmd, result=self._enqueue_report())
+            elif cmd.verb == "diagnose":
+                self._reply(cmd, result=self._diagnose(cmd))
+        except CommandRejected as e:
+            self._reply(cmd, error=(e.code, e.message))
+        except Exception as e:  # a command must never take the daemon down
+            log.exception("command %s failed", cmd.verb)
+            self._reply(cmd, error=("failed", f"{type(e).__name__}: {e}"[:300]))
+
+    def _diagnose(self, cmd: Command) -> dict[str, Any]:
+        try:
+            from posdiag.diagnosis import diagnose_remote  # type: ignore[attr-defined]
+        except ImportError:
+            raise CommandRejected("unknown_verb", "diagnose is not available in this "
+                                                  "version") from None
+        return diagnose_remote(self, cmd.args)  # type: ignore[no-any-return]
+
+    def _reply(self, cmd: Command, *, result: dict[str, Any] | None = None,
+               error: tuple[str, str] | None = None) -> None:
+        if not cmd.response_topic:
+            log.info("command %s has no response topic; no reply sent", cmd.verb[:40])
+            return
+        doc = payloads.reply(self.config.terminal_id, cmd.verb, result=result, error=error)
+        self.link.reply(cmd.response_topic, cmd.correlation, payloads.dumps(doc))
+
+    # -- checks, events, reports ----------------------------------------------------------------
+    def _run_checks(self, names: Sequence[str], *, only: Sequence[str] = (),
+                    first: bool = False) -> list[CheckResult]:
+        wanted = list(only) or list(names)
+        fresh = run_checks(self.specs, self.config, self.roots, only=wanted)
+        self.scheduler.done(wanted)
+        now = time.monotonic()
+        for r in fresh:
+            before = self.results.get(r.name)
+            self.results[r.name] = r
+            if first or r.name not in self.published:
+                self.published[r.name] = _Published(r.status, now - self._holdoff())
+                continue
+            if before is not None and before.status is r.status:
+                continue
+            self._maybe_event(r, now)
+        return fresh
+
+    def _holdoff(self) -> float:
+        return float(self.config.daemon.event_holdoff_s)
+
+    def _maybe_event(self, r: CheckResult, now: float) -> None:
+        pub = self.published[r.name]
+        if r.status is pub.status:
+            return  # flapped back before anyone was told: nothing to say
+        if now - pub.at >= self._holdoff():
+            self._emit_change(pub.status, r, now)
+
+    def _emit_change(self, before: Status, r: CheckResult, now: float) -> None:
+        self._put("event", lambda seq: payloads.status_changed(self.config.terminal_id, seq,
+                                                               before, r))
+        self.published[r.name] = _Published(r.status, now)
+        log.info("%s: %s -> %s (%s)", r.name, before, r.status, r.reason)
+
+    def _flush_holdoffs(self) -> None:
+        """After a hold-off, say where a flapping check ended up (once)."""
+        now = time.monotonic()
+        for name, pub in list(self.published.items()):
+            r = self.results.get(name)
+            if r is not None and r.status is not pub.status and now - pub.at >= self._holdoff():
+                self._emit_change(pub.status, r, now)
+
+    def _holdoff_wait(self) -> float:
+        now = time.monotonic()
+        waits = [pub.at + self._holdoff() - now for name, pub in self.published.items()
+                 if name in self.results and self.results[name].status is not pub.status]
+        return max(0.0, min(waits)) if waits else 3600.0
+
+    def _ordered_results(self) -> list[CheckResult]:
+        order = {s.name: i for i, s in enumerate(self.specs)}
+        return sorted(self.results.values(), key=lambda r: order.get(r.name, 999))
+
+    def _enqueue_report(self) -> dict[str, Any]:
+        box: dict[str, Any] = {}
+
+        def build(seq: int) -> bytes:
+            rep = report.build(self._ordered_results(), terminal_id=self.config.terminal_id,
+                               seq=seq, valid_for_s=self.valid_for_s, boot_id=self.boot_id)
+            box["doc"] = rep.to_dict()
+            return payloads.dumps(box["doc"])
+
+        self._put("report", build)
+        return box.get("doc", {})
+
+    def _enqueue_heartbeat(self) -> None:
+        self._put("heartbeat", lambda seq: payloads.heartbeat(
+            self.config.terminal_id, seq, self.results.values(), valid_for_s=self.valid_for_s,
+            outbox=self.outbox.health(), uptime_s=time.monotonic() - self.started))
+
+    def _put(self, kind: str, build: Any) -> int:
+        from posdiag.outbox import OutboxError
+
+        def encoded(seq: int) -> bytes:
+            doc = build(seq)
+            return doc if isinstance(doc, bytes) else payloads.dumps(doc)
+
+        try:
+            seq = self.outbox.put(kind, self.topics.of(kind), encoded)
+        except OutboxError as e:  # disk full, oversize: counted by the outbox, said once here
+            log.error("could not queue a %s: %s", kind, e)
+            return 0
+        self.link.wake()
+        return seq
+
+    # -- hotplug --------------------------------------------------------------------------------
+    def _start_watcher(self) -> Any:
+        from posdiag.drivers.errors import NotSupported
+        from posdiag.drivers.hotplug import Watcher
+
+        try:
+            return Watcher(lambda ev: self.inbox.put(("udev", ev))).start()
+        except (NotSupported, OSError) as e:
+            log.warning("no hotplug events: %s", e)
+            return None
+
+    def _on_hotplug(self, ev: Any) -> None:
+        self._put("event", lambda seq: payloads.device_event(
+            self.config.terminal_id, seq, ev.action == "add", ev.as_event_device()))
+        check = DEVICE_CHECKS.get(ev.serves if ev.kind == "bridge" else ev.kind or "")
+        if check and check in self.scheduler.intervals:
+            self._run_checks([check])
+
+    # -- reload and status ----------------------------------------------------------------------
+    def _do_reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            new = self._load()
+        except ConfigError as e:
+            log.error("reload rejected, keeping the running configuration: %s", e)
+            self.notifier.ready()
+            return
+        old = self.config
+        self.config = new
+        self.roots = self._roots(new)
+        self.scheduler.update(self.intervals())
+        if (new.mqtt, new.terminal_id) != (old.mqtt, old.terminal_id):
+            from posdiag.mqtt import Link
+
+            log.info("broker settings changed: reconnecting")
+            offline = payloads.dumps(payloads.status(old.terminal_id, "offline", self.boot_id))
+            self.link.stop(offline, timeout_s=2.0)
+            self.link = self._new_link(Link)
+            self.link.start()
+        log.info("configuration reloaded")
+        self.notifier.ready()
+
+    def _new_link(self, link_cls: Any) -> Any:
+        tid = self.config.terminal_id
+        d = self.config.daemon
+        return link_cls(
+            self.config.mqtt, self.topics, self.outbox, client_id=f"posdiag-{tid}",
+            will=payloads.dumps(payloads.status(tid, "lost", self.boot_id)),
+            birth=lambda: payloads.dumps(payloads.status(
+                tid, "online", self.boot_id, capabilities=CAPABILITIES,
+                checks=[s.name for s in self.specs], heartbeat_s=d.heartbeat_s)),
+            on_command=self._on_command, rate_per_s=d.publish_rate_per_s)
+
+    def _update_status_line(self) -> None:
+        results = list(self.results.values())
+        worst = Status.worst(r.status for r in results)
+        bad = [f"{r.name} ({r.reason})" for r in self._ordered_results()
+               if r.status in (Status.FAIL, Status.UNKNOWN, Status.WARN)]
+        health = self.outbox.health()
+        line = (f"{worst}: {', '.join(bad[:3]) or 'all checks ok'}"
+                f"{' …' if len(bad) > 3 else ''}; mqtt "
+                f"{'connected' if self.link.connected else 'disconnected'}; "
+                f"outbox {health.depth}")
+        if line != self._last_status_line:
+            self._last_status_line = line
+            self.notifier.status(line)
