@@ -225,6 +225,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
             from posdiag.errors import UsageError
 
             raise UsageError(f"--{key} {given}: no such directory")
+    if ns.verbose == 0:  # a service says what it does at info level (journald keeps it)
+        import logging
+
+        logging.getLogger().setLevel(logging.INFO)
     daemon = Daemon(Path(ns.config) if ns.config else None,
                     {k: getattr(ns, k) for k in ("sysfs", "procfs", "rootfs")})
     return daemon.run()

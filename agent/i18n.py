@@ -37,8 +37,21 @@ def normalize(value: str) -> str:
 
 @functools.cache
 def catalog(lang: str) -> Mapping[str, Mapping[str, str]]:
-    text = resources.files("posdiag.locale").joinpath(f"{lang}.toml").read_text("utf-8")
-    return tomllib.loads(text)
+    """``<lang>.toml`` merged with ``<lang>.<part>.toml`` files (e.g. ``en.diagnosis.toml``),
+    so each area keeps its texts in its own file; a key defined twice is a packaging bug."""
+    folder = resources.files("posdiag.locale")
+    names = sorted(p.name for p in folder.iterdir()
+                   if p.name == f"{lang}.toml" or (p.name.startswith(f"{lang}.")
+                                                   and p.name.endswith(".toml")))
+    merged: dict[str, dict[str, str]] = {}
+    for name in names:
+        for section, entries in tomllib.loads(folder.joinpath(name).read_text("utf-8")).items():
+            target = merged.setdefault(section, {})
+            twice = set(target) & set(entries)
+            if twice:
+                raise ValueError(f"locale {name}: [{section}] redefines {sorted(twice)}")
+            target.update(entries)
+    return merged
 
 
 class Texts:
