@@ -108,6 +108,17 @@ class MqttConfig:
     # 540 s: the broker sends the Last Will after 1.5x = 13.5 min of silence, so a dead terminal is
     # noticed within 15 min while idle pings stay cheap on a metered link.
     keepalive_s: int = rule(between(10, 3600), 540)
+    max_inflight: int = rule(between(1, 100), 10)
+    reconnect_min_s: float = rule(between(0.1, 60), 1.0)
+    reconnect_max_s: float = rule(between(1, 3600), 300.0)
+    connect_timeout_s: float = rule(between(1, 120), 10.0)
+
+    def validate(self) -> Iterable[tuple[str, str]]:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            yield "reconnect_max_s", "must not be below reconnect_min_s"
+        if (self.cert_file == "") != (self.key_file == ""):
+            yield "key_file" if self.cert_file else "cert_file", \
+                "cert_file and key_file go together (client certificate and its key)"
 
 
 @dataclass(frozen=True)

@@ -375,6 +375,8 @@ class Daemon:
         self.notifier.ready()
 
     def _new_link(self, link_cls: Any) -> Any:
+        from posdiag.mqtt import Backoff
+
         tid = self.config.terminal_id
         d = self.config.daemon
         return link_cls(
@@ -383,7 +385,10 @@ class Daemon:
             birth=lambda: payloads.dumps(payloads.status(
                 tid, "online", self.boot_id, capabilities=CAPABILITIES,
                 checks=[s.name for s in self.specs], heartbeat_s=d.heartbeat_s)),
-            on_command=self._on_command, rate_per_s=d.publish_rate_per_s)
+            on_command=self._on_command, rate_per_s=d.publish_rate_per_s,
+            window=self.config.mqtt.max_inflight,
+            backoff=Backoff(self.config.mqtt.reconnect_min_s, self.config.mqtt.reconnect_max_s),
+            connect_timeout_s=self.config.mqtt.connect_timeout_s)
 
     def _update_status_line(self) -> None:
         results = list(self.results.values())

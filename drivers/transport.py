@@ -16,6 +16,7 @@ logs anything that looks like ISO/IEC 7811 track data, whoever forgot to ask for
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import logging
@@ -93,7 +94,7 @@ def find_port_holders(device_path: str, proc_root: str = "/proc", *,
     unprivileged caller may see fewer holders than there are. Sorted by pid.
     """
     wanted = {device_path, os.path.realpath(device_path)}
-    wanted_rdev = _char_rdev(device_path)
+    wanted_node = _node_identity(device_path)
     excluded = set(exclude_pids)
     try:
         entries = os.listdir(proc_root)
@@ -106,20 +107,27 @@ def find_port_holders(device_path: str, proc_root: str = "/proc", *,
         pid = int(entry)
         if pid in excluded or pid <= 0:
             continue
-        if _pid_holds(os.path.join(proc_root, entry, "fd"), wanted, wanted_rdev):
+        if _pid_holds(os.path.join(proc_root, entry, "fd"), wanted, wanted_node):
             holders.append(PortHolder(pid, _process_name(proc_root, entry)))
     return sorted(holders, key=lambda holder: holder.pid)
 
 
-def _char_rdev(path: str) -> int | None:
+def _node_identity(path: str) -> tuple[tuple[int, int], int | None] | None:
+    """(st_dev, st_ino) of the node and its rdev when it is a character device."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_rdev if stat.S_ISCHR(st.st_mode) else None
+    return (st.st_dev, st.st_ino), (st.st_rdev if stat.S_ISCHR(st.st_mode) else None)
 
 
-def _pid_holds(fd_dir: str, wanted: set[str], wanted_rdev: int | None) -> bool:
+# Unix98 pty slaves: their minor numbers restart in every devpts instance (each container or
+# test sandbox mounts its own), so an equal rdev there does not mean the same terminal.
+_PTY_MAJORS = range(136, 144)
+
+
+def _pid_holds(fd_dir: str, wanted: set[str],
+               wanted_node: tuple[tuple[int, int], int | None] | None) -> bool:
     try:
         fds = os.listdir(fd_dir)
     except OSError:  # process gone, or not ours to look at
@@ -130,17 +138,24 @@ def _pid_holds(fd_dir: str, wanted: set[str], wanted_rdev: int | None) -> bool:
             target = os.readlink(link)
         except OSError:
             continue
-        if target in wanted:
-            return True
-        # The same node reached through another path (another devtmpfs mount, a container).
         # Only stat what looks like a device, so a hung network file system cannot stall us.
-        if wanted_rdev is not None and target.startswith("/dev/"):
-            try:
-                st = os.stat(link)
-            except OSError:
-                continue
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == wanted_rdev:
+        if target not in wanted and not target.startswith("/dev/"):
+            continue
+        if wanted_node is None:
+            if target in wanted:
                 return True
+            continue
+        try:
+            st = os.stat(link)
+        except OSError:
+            continue
+        identity, rdev = wanted_node
+        if (st.st_dev, st.st_ino) == identity:
+            return True  # the very same node, whatever path it was opened by
+        # The same device through another devtmpfs node (a container's /dev): same rdev.
+        if (rdev is not None and stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev
+                and os.major(rdev) not in _PTY_MAJORS):
+            return True
     return False
 
 
@@ -389,6 +404,10 @@ class Port:
         try:
             return int(ser.in_waiting)
         except (serial.SerialException, OSError, termios.error) as exc:
+            if _errno(exc) == errno.ENOTTY:
+                # Some tty emulations (umockdev's) do not implement FIONREAD: not an unplug;
+                # report nothing waiting and let the read with its timeout find out.
+                return 0
             raise self._fail("checking input", exc) from exc
 
     def reset_input_buffer(self) -> None:
@@ -396,7 +415,22 @@ class Port:
         try:
             ser.reset_input_buffer()
         except (serial.SerialException, OSError, termios.error) as exc:
+            if _errno(exc) != errno.ENOTTY:
+                raise self._fail("clearing input", exc) from exc
+            self._drain()  # no tcflush on this tty emulation: discard what is there by reading
+
+    def _drain(self) -> None:
+        ser = self._live()
+        saved = ser.timeout
+        try:
+            ser.timeout = 0
+            while ser.read(4096):
+                pass
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise self._fail("clearing input", exc) from exc
+        finally:
+            with contextlib.suppress(serial.SerialException, OSError, ValueError):
+                ser.timeout = saved
 
     # -- writes ---------------------------------------------------------------------------
     def write(self, data: bytes) -> int:
@@ -427,6 +461,10 @@ class Port:
                 except (NotImplementedError, AttributeError):
                     ser.flush()
                     return
+                except OSError as exc:
+                    if _errno(exc) == errno.ENOTTY:  # no TIOCOUTQ (umockdev): written = gone
+                        return
+                    raise
                 if pending == 0:
                     return
                 if time.monotonic() >= deadline:
@@ -489,6 +527,16 @@ class Port:
         if self._local_path is None:
             return []
         return find_port_holders(self._local_path, self._proc_root, exclude_pids=(os.getpid(),))
+
+
+def _errno(exc: BaseException) -> int | None:
+    """errno of an OSError, or of the OSError pyserial or termios wrapped."""
+    code = getattr(exc, "errno", None)
+    if code is None and exc.args and isinstance(exc.args[0], int):
+        code = exc.args[0]  # termios.error carries (errno, text) in args
+    if code is None and isinstance(exc.__context__, OSError):
+        code = exc.__context__.errno
+    return code if isinstance(code, int) else None
 
 
 # -- opening ------------------------------------------------------------------------------------

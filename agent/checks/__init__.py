@@ -1,17 +1,19 @@
 """The check registry: one line per check, in the field guides' troubleshooting order
-(power → system → network → payment host → clock → software). The CLI and the daemon run this
+(power → system → network/cellular → payment host → clock → software → devices). The CLI and the daemon run this
 same tuple through the same runner."""
 
 from __future__ import annotations
 
-from posdiag.checks import clock, network, payment_host, power, software, system
+from posdiag.checks import cellular, clock, network, payment_host, power, printer, software, system
 from posdiag.checks.base import AnySpec
 
 REGISTRY: tuple[AnySpec, ...] = (
     power.SPEC,
     system.SPEC,
     network.SPEC,
+    cellular.SPEC,
     payment_host.SPEC,
     clock.SPEC,
     software.SPEC,
+    printer.SPEC,
 )
