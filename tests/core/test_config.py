@@ -195,7 +195,7 @@ def test_secret_file_warning(tmp_path):
     key = tmp_path / "client.key"
     key.write_text("k")
     key.chmod(0o644)
-    cfg = c.build({"mqtt": {"key_file": str(key)}}, TYPES)
+    cfg = c.build({"mqtt": {"key_file": str(key), "cert_file": str(key)}}, TYPES)
     (w,) = c.secret_file_warnings(cfg)
     assert "readable by every user" in w and str(key) in w
     key.chmod(0o600)
