@@ -37,6 +37,7 @@ log = logging.getLogger("posdiag.daemon")
 DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
                  "cellular": "cellular", "printer": "printer"}
 CAPABILITIES = ("ping", "selftest", "report", "diagnose")
+EX_CANTCREAT = 73
 SHUTDOWN_BUDGET_S = 4.0  # SIGTERM → exit well within systemd's and the 5 s
 
 
@@ -95,19 +96,23 @@ class Daemon:
     # -- life cycle -----------------------------------------------------------------------------
     def run(self) -> int:
         from posdiag.mqtt import Link
-        from posdiag.outbox import Outbox, OutboxError
+        from posdiag.outbox import Outbox, OutboxCorrupt, OutboxError
         from posdiag.sdnotify import Notifier
 
         self.notifier = Notifier.from_environment(self.environ)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
+        path, cap = Path(self.config.outbox.path), self.config.outbox.max_bytes
         try:
-            self.outbox = Outbox(Path(self.config.outbox.path), self.config.outbox.max_bytes)
-        except OutboxError as e:
-            log.error("outbox unusable (%s); moving it aside and starting a new one", e)
-            self.outbox = Outbox.recover(Path(self.config.outbox.path),
-                                         self.config.outbox.max_bytes)
+            try:
+                self.outbox = Outbox(path, cap)
+            except OutboxCorrupt as e:
+                log.error("outbox damaged (%s); moving it aside and starting a new one", e)
+                self.outbox = Outbox.recover(path, cap)
+        except OutboxError as e:  # cannot create it at all: systemd restarts us later
+            log.error("cannot open the outbox: %s", e)
+            return EX_CANTCREAT
         self.link = self._new_link(Link)
         self.link.start()
         self.watcher = self._start_watcher()
