@@ -1,10 +1,21 @@
 """The check registry: one line per check, in the field guides' troubleshooting order
-(power → system → network/cellular → payment host → clock → software → devices). The CLI and the daemon run this
-same tuple through the same runner."""
+(power → system → network/cellular → payment host → clock → software → devices). The CLI and
+the daemon run this same tuple through the same runner."""
 
 from __future__ import annotations
 
-from posdiag.checks import cellular, clock, network, payment_host, power, printer, software, system
+from posdiag.checks import (
+    card_reader,
+    cellular,
+    clock,
+    contactless,
+    network,
+    payment_host,
+    power,
+    printer,
+    software,
+    system,
+)
 from posdiag.checks.base import AnySpec
 
 REGISTRY: tuple[AnySpec, ...] = (
@@ -15,5 +26,7 @@ REGISTRY: tuple[AnySpec, ...] = (
     payment_host.SPEC,
     clock.SPEC,
     software.SPEC,
+    card_reader.SPEC,
+    contactless.SPEC,
     printer.SPEC,
 )
