@@ -141,8 +141,8 @@ class RunnerConfig:
 class DaemonConfig:
     """Cadence of ``posdiag run``. Defaults are for metered cellular links (≤ 1 MB/month)."""
 
-    heartbeat_s: int = rule(between(10, 86400), 3600)
-    report_s: int = rule(between(10, 7 * 86400), 86400)
+    heartbeat_s: int = rule(between(1, 86400), 3600)
+    report_s: int = rule(between(1, 7 * 86400), 86400)
     check_interval_s: int = rule(between(1, 86400), 300)
     jitter_percent: float = rule(between(0, 50), 10.0)
     event_holdoff_s: int = rule(between(0, 86400), 600)
