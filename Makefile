@@ -27,8 +27,9 @@ debs:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-demo: env
-	$(VENV)/bin/posdiag selftest; rc=$$?; echo "posdiag selftest exit code: $$rc"
+demo: debs env
+	$(VENV)/bin/posdiag selftest; echo "posdiag selftest on this machine: exit code $$?"
+	$(PY) hardware-fixtures/demo.py
 
 lint: env
 	$(VENV)/bin/ruff check agent drivers tests hardware-fixtures bench
@@ -38,8 +39,11 @@ pytest: env
 
 test: debs env lint pytest
 
-bench: env
+bench: debs env
 	$(PY) bench/selftest.py
+	$(PY) bench/devices.py
+	$(PY) bench/outbox.py
+	$(PY) bench/diagnosis_accuracy.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -91,6 +91,21 @@ def _parser() -> argparse.ArgumentParser:
                     help="run only this check (repeatable)")
     st.set_defaults(func=cmd_selftest)
 
+    dg = sub.add_parser("diagnose", parents=[common],
+                        help="find the cause of a merchant's complaint (刷卡失败, 交易超时 …)",
+                        description="Run the checks that matter for a symptom, rank the likely "
+                                    "causes with the evidence behind each, and say what to do. "
+                                    "Without a symptom: list the symptoms. Exit code: 0 no fault "
+                                    "found; with a likely cause the worst status of the checks "
+                                    "behind the likely causes (1 warning, 2 failure, 3 unknown; "
+                                    "at least 1); 3 when no fault was found but a needed check "
+                                    "could not tell.")
+    dg.add_argument("symptom", nargs="?", metavar="SYMPTOM",
+                    help="symptom id (card-read-failure …) or its Chinese name (刷卡失败 …)")
+    dg.add_argument("--json", action="store_true",
+                    help="print exactly one JSON document (schema posdiag.diagnosis/1)")
+    dg.set_defaults(func=cmd_diagnose)
+
     ch = sub.add_parser("checks", parents=[common], help="list the checks")
     ch.add_argument("--json", action="store_true", help="print the list as JSON")
     ch.set_defaults(func=cmd_checks)
@@ -100,12 +115,31 @@ def _parser() -> argparse.ArgumentParser:
                                     "heartbeats, reports and events over MQTT, answer commands.")
     rn.set_defaults(func=cmd_run)
 
+    sw = sub.add_parser("swipe-test", parents=[common],
+                        help="swipe a card to test the magnetic stripe reader",
+                        description="Wait for one card swipe and report, per track, whether it "
+                                    "was read correctly (structure, LRC, Luhn, expiry). Card data "
+                                    "is never shown: the card number only masked. Exit code: 0 "
+                                    "all tracks OK, 1 read with problems, 2 reader failure or no "
+                                    "swipe.")
+    sw.add_argument("--port", metavar="PORT",
+                    help="reader port or pyserial URL (default: [checks.card_reader] port, "
+                         "else found on USB)")
+    sw.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="how long to wait for the swipe (default 30)")
+    sw.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    sw.set_defaults(func=cmd_swipe_test)
+
     cf = sub.add_parser("config", help="configuration")
     cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True,
                               parser_class=type(p))
     cc = cfsub.add_parser("check", parents=[common],
                           help="validate the config and print the effective configuration")
     cc.set_defaults(func=cmd_config_check)
+
+    from posdiag.fleet.cli import add_parser as add_fleet_parser
+
+    add_fleet_parser(sub, [common])
     return p
 
 
@@ -173,6 +207,44 @@ def cmd_selftest(ns: argparse.Namespace) -> int:
     return Status(rep.status).exit_code
 
 
+def cmd_diagnose(ns: argparse.Namespace) -> int:
+    import json
+
+    from posdiag import diagnosis
+    from posdiag.checks import REGISTRY
+    from posdiag.diagnosis.render import render, render_symptoms
+    from posdiag.drivers.procfs.kernel import boot_id
+    from posdiag.errors import UsageError
+    from posdiag.i18n import Texts
+    from posdiag.render import Renderer
+
+    cfg, roots = _load(ns)
+    t: Texts = _texts(ns, cfg)  # type: ignore[assignment]
+    try:
+        cat = diagnosis.load_catalogue([s.name for s in REGISTRY])
+    except diagnosis.CatalogueError as e:  # a packaging bug, not the user's fault
+        print(f"posdiag: the symptom catalogue is broken: {e}", file=sys.stderr)
+        return EX_SOFTWARE
+    if ns.symptom is None:
+        if ns.json:
+            print(json.dumps(diagnosis.symptom_list(t, cat), ensure_ascii=False, indent=2))
+        else:
+            render_symptoms(cat, t, sys.stdout)
+        return 0
+    symptom = cat.find(ns.symptom)
+    if symptom is None:
+        raise UsageError(f"unknown symptom {ns.symptom!r} (known: {', '.join(cat.symptoms)}; "
+                         "'posdiag diagnose' lists them with their Chinese names)")
+    progress = None if ns.json else Renderer(t).progress
+    d = diagnosis.diagnose(symptom, REGISTRY, cfg, roots, catalogue=cat, on_result=progress)
+    if ns.json:
+        doc = diagnosis.document(d, t, terminal_id=cfg.terminal_id, boot_id=boot_id(roots.procfs))
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        render(d, t, sys.stdout, terminal_id=cfg.terminal_id)
+    return d.exit_code
+
+
 def cmd_checks(ns: argparse.Namespace) -> int:
     import json
 
@@ -196,6 +268,31 @@ def cmd_checks(ns: argparse.Namespace) -> int:
             extra += f"; {t.ui('depends_on')} {', '.join(r['depends_on'])}"
         print(f"  {pad(r['name'], w)}{r['description']} ({extra})")
     return 0
+
+
+def cmd_swipe_test(ns: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from posdiag import swipe
+    from posdiag.errors import UsageError
+    from posdiag.i18n import Texts
+
+    if not math.isfinite(ns.timeout) or not 0 < ns.timeout <= 600:
+        raise UsageError(f"--timeout {ns.timeout:g}: must be more than 0 and at most 600 seconds")
+    cfg, roots = _load(ns)
+    t: Texts = _texts(ns, cfg)  # type: ignore[assignment]
+
+    def ready(port: str) -> None:
+        # On stderr, so that stdout holds only the result (one JSON document with --json).
+        print(swipe.prompt(t, ns.timeout), file=sys.stderr, flush=True)
+
+    result = swipe.read_swipe(cfg, roots, timeout_s=ns.timeout, port=ns.port, on_ready=ready)
+    if ns.json:
+        print(json.dumps(swipe.document(result, cfg.terminal_id), ensure_ascii=False, indent=2))
+    else:
+        print(swipe.render_text(result, t))
+    return result.exit_code
 
 
 def cmd_config_check(ns: argparse.Namespace) -> int:

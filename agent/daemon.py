@@ -239,11 +239,11 @@ class Daemon:
 
     def _diagnose(self, cmd: Command) -> dict[str, Any]:
         try:
-            from posdiag.diagnosis import diagnose_remote  # type: ignore[attr-defined]
+            from posdiag.diagnosis import diagnose_remote
         except ImportError:
             raise CommandRejected("unknown_verb", "diagnose is not available in this "
                                                   "version") from None
-        return diagnose_remote(self, cmd.args)  # type: ignore[no-any-return]
+        return diagnose_remote(self, cmd.args)
 
     def _reply(self, cmd: Command, *, result: dict[str, Any] | None = None,
                error: tuple[str, str] | None = None) -> None:

@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any
 
-NAMES = ("report", "status", "heartbeat", "event", "command", "reply")
+NAMES = ("report", "status", "heartbeat", "event", "command", "reply", "diagnosis")
 IDS = {name: f"posdiag.{name}/1" for name in NAMES}
 
 

@@ -1,0 +1,198 @@
+"""A whole demo terminal on one machine: broker, simulated hardware, the agent, the backend view.
+
+Started by ``make demo``. Everything is real except the hardware: a TLS Mosquitto on a loopback
+port, the four device simulators on ptys speaking their protocols, sysfs/procfs/rootfs fixture
+trees, a local TLS "payment host" with a certificate from a throwaway CA, ``posdiag run`` as
+systemd would run it, and ``posdiag fleet`` as a backend. Midway the printer runs out of paper,
+so the backend sees an event. Everything started here is stopped at the end (and on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(HERE), str(REPO / "tests")]
+
+from broker import Broker  # noqa: E402  (test helpers: a real Mosquitto, real certificates)
+from tlsfixtures import CertificateAuthority, LocalServer  # noqa: E402
+
+from simulators.escpos_printer import EscPosPrinterSimulator  # noqa: E402
+from simulators.idtech_msr import IdTechMsrSimulator  # noqa: E402
+from simulators.modem import ModemSimulator  # noqa: E402
+from simulators.pn532 import Pn532Simulator  # noqa: E402
+
+TERMINAL = "T-DEMO-0001"
+POSDIAG = [sys.executable, "-m", "posdiag"]
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
+
+
+def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*POSDIAG, *args], capture_output=True, text=True, check=check,
+                          timeout=60)
+
+
+def wait_ready(notify: socket.socket, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            if b"READY=1" in notify.recv(4096):
+                return
+    raise SystemExit("the agent did not report READY=1")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="posdiag-demo-") as d, contextlib.ExitStack() as stack:
+        tmp = Path(d)
+        say("broker: Mosquitto with TLS on a loopback port")
+        ca = CertificateAuthority("posdiag demo CA")
+        broker = stack.enter_context(Broker(tmp, tls=ca))
+        ca_file = broker.ca_file
+        print(f"mqtts://127.0.0.1:{broker.port} (CA {ca_file})")
+
+        say("hardware: card reader, contactless reader, printer and modem simulators on ptys")
+        reader = stack.enter_context(IdTechMsrSimulator())
+        nfc = stack.enter_context(Pn532Simulator())
+        printer = stack.enter_context(EscPosPrinterSimulator(faults={"paper_near_end"}))
+        modem = stack.enter_context(ModemSimulator())
+        for name, sim in (("card reader", reader), ("contactless", nfc), ("printer", printer),
+                          ("modem", modem)):
+            print(f"{name:12} {sim.port}")
+        host = stack.enter_context(LocalServer("tls", ca.issue("127.0.0.1")))
+        print(f"payment host https://127.0.0.1:{host.port}")
+
+        state = tmp / "state"
+        cfg = tmp / "posdiag.toml"
+        cfg.write_text(f"""
+[terminal]
+id = "{TERMINAL}"
+[paths]
+state_dir = "{state}"
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+ca_file = "{ca_file}"
+keepalive_s = 30
+[outbox]
+path = "{state}/outbox.sqlite"
+[daemon]
+heartbeat_s = 5
+report_s = 15
+check_interval_s = 3
+event_holdoff_s = 0
+[[checks.payment_host.targets]]
+name = "acquirer"
+host = "127.0.0.1"
+port = {host.port}
+ca_file = "{ca_file}"
+[checks.card_reader]
+port = "{reader.port}"
+required = true
+[checks.contactless]
+port = "{nfc.port}"
+required = true
+[checks.printer]
+port = "{printer.port}"
+required = true
+[checks.cellular]
+port = "{modem.port}"
+required = true
+""")
+        roots = ["--sysfs", str(HERE / "sysfs/healthy-terminal"),
+                 "--procfs", str(HERE / "procfs/healthy-terminal"),
+                 "--rootfs", str(HERE / "rootfs/healthy-terminal")]
+        broker_flags = ["--host", "127.0.0.1", "--port", str(broker.port), "--ca-file",
+                        str(ca_file)]
+        db = str(tmp / "fleet.sqlite")
+
+        say("backend: posdiag fleet listen")
+        fleet = subprocess.Popen([*POSDIAG, "fleet", "listen", "--db", db, *broker_flags],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(_stop, fleet)
+
+        say(f"terminal: posdiag run as {TERMINAL} (Type=notify, watchdog on)")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(tmp / "notify.sock"))
+        notify.settimeout(0.5)
+        env = dict(os.environ, NOTIFY_SOCKET=str(tmp / "notify.sock"), WATCHDOG_USEC="10000000")
+        agent = subprocess.Popen([*POSDIAG, "run", "--config", str(cfg), *roots], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(_stop, agent)
+        wait_ready(notify)
+        print("agent is READY")
+        time.sleep(6)
+
+        say("what the backend sees: posdiag fleet status")
+        print(run("fleet", "status", "--db", db).stdout)
+
+        say(f"remote self-test: posdiag fleet command {TERMINAL} selftest")
+        reply = run("fleet", "command", TERMINAL, "selftest", *broker_flags)
+        _print_report(reply.stdout or reply.stderr)
+
+        say("the printer runs out of paper …")
+        printer.faults = frozenset({"paper_out"})
+        time.sleep(8)
+        print(run("fleet", "status", "--db", db).stdout)
+
+        say(f"remote diagnosis in Chinese: posdiag fleet command {TERMINAL} diagnose 打印机")
+        reply = run("fleet", "command", TERMINAL, "diagnose", "printer", "--lang", "zh_CN",
+                    *broker_flags)
+        _print_diagnosis(reply.stdout or reply.stderr)
+
+        say("latest report the backend stored (JSON, schema posdiag.report/1)")
+        status = json.loads(run("fleet", "status", "--db", db, "--json").stdout or "{}")
+        print(json.dumps(status, ensure_ascii=False, indent=2)[:3000])
+
+        say("stopping: the agent publishes 'offline' and exits")
+        _stop(agent)
+        time.sleep(1)
+        print(run("fleet", "status", "--db", db).stdout)
+    say("demo finished; everything it started is stopped")
+    return 0
+
+
+def _print_report(text: str) -> None:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        print(text)
+        return
+    result = doc.get("result", {})
+    for c in result.get("checks", []):
+        print(f"  {c['name']:14} {c['status']:8} {c['reason']:20} {c['summary'][:70]}")
+    print(f"  overall: {result.get('status')}")
+
+
+def _print_diagnosis(text: str) -> None:
+    try:
+        result = json.loads(text).get("result", {})
+    except ValueError:
+        print(text)
+        return
+    print(json.dumps(result, ensure_ascii=False, indent=2)[:2500])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
