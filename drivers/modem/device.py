@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import termios
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-import serial
-
-from posdiag.drivers.errors import DeviceNotFound, DeviceTimeout, ProtocolError
+from posdiag.drivers.errors import DeviceTimeout, ProtocolError
 from posdiag.drivers.modem.at import (
     AtCommandError,
     AtResponse,
@@ -47,32 +42,13 @@ from posdiag.drivers.modem.parse import (
     parse_qcsq,
     parse_registration,
 )
+from posdiag.drivers.serial_port import PortIO, SerialPort, port_device
 
 # ModemManager's timeouts: +CSQ 3 s, +CPIN? 10 s (SIM cards answer slowly while initialising).
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_SIM_TIMEOUT_S = 10.0
 POLL_S = 0.05
 MAX_KEPT_URCS = 64
-
-# A dead pty/USB port fails as SerialException (an OSError) on read/write and termios.error on
-# flush; either means the device is gone.
-_PORT_ERRORS = (OSError, termios.error)
-
-
-class SerialPort(Protocol):
-    """The part of pyserial's ``Serial`` the drivers use."""
-
-    timeout: float | None
-
-    @property
-    def in_waiting(self) -> int: ...
-
-    def read(self, size: int = 1) -> bytes: ...
-
-    def write(self, data: bytes) -> int | None: ...
-
-    def reset_input_buffer(self) -> None: ...
-
 
 @dataclass(frozen=True)
 class Signal:
@@ -168,20 +144,15 @@ class Modem:
         if timeout_s <= 0 or sim_timeout_s <= 0 or poll_s <= 0 or sync_attempts < 1:
             raise ValueError("timeouts and poll interval must be positive, sync_attempts >= 1")
         self._port = port
-        self.device = device or next(
-            (getattr(port, a) for a in ("port", "url", "name") if getattr(port, a, None)), None)
+        self.device = port_device(port, device)
         self.timeout_s = timeout_s
         self.sim_timeout_s = sim_timeout_s
         self.echo_off = echo_off
         self.sync_attempts = sync_attempts
         self._poll_s = min(poll_s, timeout_s)
         self._urcs: collections.deque[str] = collections.deque(maxlen=MAX_KEPT_URCS)
-        try:
-            port.timeout = self._poll_s
-            if hasattr(port, "write_timeout"):
-                port.write_timeout = timeout_s
-        except _PORT_ERRORS as exc:
-            raise self._gone(exc) from exc
+        self._io = PortIO(port, device=self.device, what="modem", timeout_s=timeout_s)
+        self._io.configure(self._poll_s)
 
     @property
     def urcs(self) -> tuple[str, ...]:
@@ -200,8 +171,8 @@ class Modem:
         collector = ResponseCollector(text)
         # Anything still buffered (a late answer to a timed-out command, URCs) would be
         # mistaken for this command's answer.
-        self._call(self._port.reset_input_buffer)
-        self._write((text + "\r").encode("ascii"))
+        self._io.call(self._port.reset_input_buffer)
+        self._io.write((text + "\r").encode("ascii"))
         try:
             while True:
                 if time.monotonic() >= deadline:
@@ -210,7 +181,7 @@ class Modem:
                         f"no final result code for {text} within {limit:g} s"
                         + (f" (partial line {seen[:40]!r})" if seen else ""),
                         device=self.device, timeout_s=limit)
-                chunk = self._read()
+                chunk = self._io.read_available()
                 for line in splitter.feed(chunk):
                     response = collector.feed(line)
                     if response is not None:
@@ -305,32 +276,5 @@ class Modem:
             raise
         return ModemProbe(identity, sim, signal, registration, operator, self.urcs)
 
-    # -- port I/O -------------------------------------------------------------------------------
-    def _read(self) -> bytes:
-        try:
-            waiting = self._port.in_waiting
-            return self._port.read(waiting if waiting > 0 else 1)
-        except _PORT_ERRORS as exc:
-            raise self._gone(exc) from exc
-
-    def _write(self, data: bytes) -> None:
-        try:
-            self._port.write(data)
-        except serial.SerialTimeoutException as exc:
-            raise DeviceTimeout(f"write of {data!r} did not complete", device=self.device,
-                                timeout_s=self.timeout_s) from exc
-        except _PORT_ERRORS as exc:
-            raise self._gone(exc) from exc
-
-    def _call(self, operation: Callable[[], object]) -> None:
-        try:
-            operation()
-        except _PORT_ERRORS as exc:
-            raise self._gone(exc) from exc
-
     def _tag(self, exc: ProtocolError) -> None:
         exc.device = exc.device or self.device
-
-    def _gone(self, exc: BaseException) -> DeviceNotFound:
-        return DeviceNotFound(f"modem disconnected: I/O on the port failed ({exc})",
-                              device=self.device)

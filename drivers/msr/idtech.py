@@ -10,17 +10,12 @@ Card data never leaves this module: ``wait_for_swipe`` hands the raw bytes to
 from __future__ import annotations
 
 import re
-import termios
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
-import serial
-
-from posdiag.drivers.errors import DeviceNotFound, DeviceTimeout, ProtocolError
+from posdiag.drivers.errors import DeviceTimeout, ProtocolError
 from posdiag.drivers.msr.framing import (
     Reply,
     Setting,
@@ -31,6 +26,7 @@ from posdiag.drivers.msr.framing import (
     reply_ready,
 )
 from posdiag.drivers.msr.tracks import SwipeResult, analyse_swipe
+from posdiag.drivers.serial_port import PortIO, SerialPort, port_device
 
 FUNC_BEEP_VOLUME = 0x11
 FUNC_OUTPUT_FORMAT = 0x15
@@ -50,24 +46,6 @@ WRITE_TIMEOUT_S = 1.0
 # byte of the previous one.
 COMMAND_GAP_S = 0.08
 GAP_PER_DATA_BYTE_S = 0.01
-
-
-class SerialPort(Protocol):
-    """The part of pyserial's ``Serial`` the driver uses."""
-
-    timeout: float | None
-    write_timeout: float | None
-
-    @property
-    def in_waiting(self) -> int: ...
-
-    def read(self, size: int = 1) -> bytes: ...
-
-    def write(self, data: bytes, /) -> int | None: ...
-
-    def flush(self) -> None: ...
-
-    def reset_input_buffer(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -135,17 +113,16 @@ class IdTechMsr:
         if min(reply_timeout_s, quiet_s, swipe_quiet_s, poll_s) <= 0 or command_gap_s < 0:
             raise ValueError("timeouts must be positive")
         self._port = port
-        self._device = device or getattr(port, "port", None) or getattr(port, "name", None)
+        self._device = port_device(port, device)
+        self._io = PortIO(port, device=self._device, what="card reader",
+                          timeout_s=WRITE_TIMEOUT_S)
         self._reply_timeout_s = reply_timeout_s
         self._quiet_s = quiet_s
         self._swipe_quiet_s = swipe_quiet_s
         self._command_gap_s = command_gap_s
         self._ready_at = 0.0  # monotonic time the reader accepts the next command
-        with self._io("configure"):
-            # Short blocking reads under our own deadlines; a write never blocks forever.
-            port.timeout = poll_s
-            if hasattr(port, "write_timeout") and port.write_timeout is None:
-                port.write_timeout = WRITE_TIMEOUT_S
+        # Short blocking reads under our own deadlines; a write never blocks forever.
+        self._io.configure(poll_s, keep_write_timeout=True, step="configure")
 
     @property
     def device(self) -> str | None:
@@ -217,11 +194,9 @@ class IdTechMsr:
         pause = self._ready_at - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        with self._io("clearing input"):
-            self._port.reset_input_buffer()
-        with self._io("write"):
-            self._port.write(command)  # one write: the reader wants ≤ 2 ms between characters
-            self._port.flush()
+        self._io.call(self._port.reset_input_buffer, step="clearing input")
+        # One write: the reader wants ≤ 2 ms between characters.
+        self._io.write(command, step="write", flush=True)
         try:
             return self._await_reply(expect_body)
         finally:
@@ -257,17 +232,4 @@ class IdTechMsr:
             buf[:] = bytes(len(buf))  # a swipe may have come in between: do not keep it
 
     def _read_chunk(self) -> bytes:
-        with self._io("read"):
-            return self._port.read(max(1, self._port.in_waiting))
-
-    @contextmanager
-    def _io(self, what: str) -> Iterator[None]:
-        """Turn port failures into driver errors: a vanished port is DeviceNotFound."""
-        try:
-            yield
-        except serial.SerialTimeoutException as exc:
-            raise DeviceTimeout(f"{what}: port write timed out", device=self._device,
-                                timeout_s=WRITE_TIMEOUT_S) from exc
-        except (OSError, termios.error) as exc:  # SerialException is an OSError; tcdrain fails
-            raise DeviceNotFound(f"{what} failed, port gone (unplugged?): {exc}",
-                                 device=self._device) from exc
+        return self._io.read_available(step="read")

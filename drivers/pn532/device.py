@@ -11,14 +11,8 @@ ACK so the chip is ready for the next command.
 
 from __future__ import annotations
 
-import termios
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
-
-import serial
 
 from posdiag.drivers.errors import DeviceNotFound, DeviceTimeout, DriverError, ProtocolError
 from posdiag.drivers.pn532.framing import (
@@ -43,6 +37,7 @@ from posdiag.drivers.pn532.protocol import (
     RFConfiguration,
     SAMConfiguration,
 )
+from posdiag.drivers.serial_port import PortIO, SerialPort, port_device
 
 # libnfc sends 55 55 and 14 zeros; Adafruit 15, dotnet/iot 25. The zeros give the chip time to wake.
 WAKEUP_ZEROS = 14
@@ -51,24 +46,6 @@ LINE_TEST_PATTERN = bytes([0x00, 0xFF, 0x55, 0xAA]) + b"posdiag"
 WRITE_TIMEOUT_S = 1.0
 
 SELF_TESTS = ("line", "rom", "ram", "antenna")
-
-
-class SerialPort(Protocol):
-    """The part of pyserial's ``Serial`` the driver uses."""
-
-    timeout: float | None
-    write_timeout: float | None
-
-    @property
-    def in_waiting(self) -> int: ...
-
-    def read(self, size: int = 1) -> bytes: ...
-
-    def write(self, data: bytes, /) -> int | None: ...
-
-    def flush(self) -> None: ...
-
-    def reset_input_buffer(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -136,16 +113,14 @@ class PN532:
         if ack_timeout_s <= 0 or poll_s <= 0:
             raise ValueError("timeouts must be positive")
         self._port = port
-        self._device = device or getattr(port, "port", None) or getattr(port, "name", None)
+        self._device = port_device(port, device)
+        self._io = PortIO(port, device=self._device, what="PN532", timeout_s=WRITE_TIMEOUT_S)
         self._ack_timeout_s = ack_timeout_s
         self._wakeup = b"\x55\x55" + bytes(wakeup_zeros)
         self._decoder = FrameDecoder()
         self._awake = False
-        with self._io("configure"):
-            # Short blocking reads under our own deadlines; a write never blocks forever.
-            port.timeout = poll_s
-            if hasattr(port, "write_timeout") and port.write_timeout is None:
-                port.write_timeout = WRITE_TIMEOUT_S
+        # Short blocking reads under our own deadlines; a write never blocks forever.
+        self._io.configure(poll_s, keep_write_timeout=True, step="configure")
 
     @property
     def device(self) -> str | None:
@@ -236,8 +211,7 @@ class PN532:
 
     def _exchange(self, command: Command) -> bytes:
         code = command.CODE
-        with self._io("clearing input"):
-            self._port.reset_input_buffer()
+        self._io.call(self._port.reset_input_buffer, step="clearing input")
         self._decoder.clear()
         self._write(command_frame(command.payload()), "write")
         timeout_s = command.timeout_s
@@ -292,23 +266,7 @@ class PN532:
                 return frame
             if time.monotonic() >= deadline:
                 return None
-            with self._io("read"):
-                chunk = self._port.read(max(1, self._port.in_waiting))
-            self._decoder.feed(chunk)
+            self._decoder.feed(self._io.read_available(step="read"))
 
     def _write(self, data: bytes, what: str) -> None:
-        with self._io(what):
-            self._port.write(data)
-            self._port.flush()
-
-    @contextmanager
-    def _io(self, what: str) -> Iterator[None]:
-        """Turn port failures into driver errors: a vanished port is DeviceNotFound."""
-        try:
-            yield
-        except serial.SerialTimeoutException as exc:
-            raise DeviceTimeout(f"{what}: port write timed out", device=self._device,
-                                timeout_s=WRITE_TIMEOUT_S) from exc
-        except (OSError, termios.error) as exc:  # SerialException is an OSError; tcdrain fails
-            raise DeviceNotFound(f"{what} failed, port gone (unplugged?): {exc}",
-                                 device=self._device) from exc
+        self._io.write(data, step=what, flush=True)
