@@ -11,18 +11,28 @@ Needs ``jsonschema`` (the ``fleet`` extra) to validate; the agent itself does no
 
 from __future__ import annotations
 
-from posdiag.fleet.command import Command, Commander, send_command
-from posdiag.fleet.connection import BrokerSettings
-from posdiag.fleet.consumer import Consumer, topic_filters
-from posdiag.fleet.errors import (
-    BadReply,
-    BrokerUnavailable,
-    CommandTimeout,
-    CommandUndelivered,
-    FleetError,
-    StorageError,
-)
-from posdiag.fleet.store import Failing, Gap, Outcome, Recorded, Retention, Store, TerminalView
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): ``posdiag --help`` builds the fleet sub-parser through
+# ``posdiag.fleet.cli`` and must not pay for paho, sqlite and jsonschema on every start.
+_WHERE = {
+    "Command": "command", "Commander": "command", "send_command": "command",
+    "BrokerSettings": "connection",
+    "Consumer": "consumer", "topic_filters": "consumer",
+    "BadReply": "errors", "BrokerUnavailable": "errors", "CommandTimeout": "errors",
+    "CommandUndelivered": "errors", "FleetError": "errors", "StorageError": "errors",
+    "Failing": "store", "Gap": "store", "Outcome": "store", "Recorded": "store",
+    "Retention": "store", "Store": "store", "TerminalView": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'posdiag.fleet' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"posdiag.fleet.{module}"), name)
+
 
 __all__ = [
     "BadReply",
