@@ -38,7 +38,8 @@ DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
                  "cellular": "cellular", "printer": "printer"}
 CAPABILITIES = ("ping", "selftest", "report", "diagnose")
 EX_CANTCREAT = 73
-SHUTDOWN_BUDGET_S = 4.0  # SIGTERM → exit well within systemd's and the 5 s
+SHUTDOWN_BUDGET_S = 4.0
+WAIT_CAP_S = 0.5  # SIGTERM → exit well within systemd's and the 5 s
 
 
 @dataclass
@@ -134,8 +135,10 @@ class Daemon:
             self.notifier.watchdog()
 
         while not self._stop:
+            # The cap bounds how late a signal is acted on: Python runs handlers in the main
+            # thread, and one delivered to another thread does not interrupt this wait.
             timeout = min(self.scheduler.seconds_until_next(), self.heartbeat.seconds_left(),
-                          self.report_timer.seconds_left(), self._holdoff_wait(), 5.0)
+                          self.report_timer.seconds_left(), self._holdoff_wait(), WAIT_CAP_S)
             if watchdog_s:
                 timeout = min(timeout, max(0.0, last_ping + watchdog_s - time.monotonic()))
             try:
