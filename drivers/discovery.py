@@ -4,6 +4,10 @@ Each port is matched against ``devices.toml`` (VID:PID -> driver, shipped as pac
 ``driver = "auto"`` in the configuration becomes ``find(kind)``: the ports worth opening for a
 kind of device, best first. The pyudev ``Context`` is a parameter, so tests run the same code
 against umockdev device trees.
+
+The device checks run in parallel and each asks for its own kind: without a context of their own
+they share one enumeration (``DeviceListCache``, ``CACHE_TTL_S``) instead of walking udev four
+times at once. ``forget_devices()`` drops it when udev reports a plug or unplug.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import re
+import threading
+import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +26,16 @@ from typing import Any
 from posdiag.drivers.errors import NotSupported
 
 __all__ = [
+    "CACHE_TTL_S",
     "DRIVERS",
     "KINDS",
     "DeviceEntry",
+    "DeviceListCache",
     "DeviceTable",
     "DeviceTableError",
     "DiscoveredDevice",
     "find",
+    "forget_devices",
     "list_devices",
     "load_device_table",
 ]
@@ -216,13 +225,92 @@ class DiscoveredDevice:
                 and self.match.at_interface == self.interface_number)
 
 
+# How long one udev enumeration answers later callers: long enough to cover the device checks
+# that start together in one run, short enough that a periodic run never sees an old one.
+CACHE_TTL_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    table: DeviceTable | None  # held, so the id() it is filed under cannot be reused meanwhile
+    taken_at: float
+    devices: tuple[DiscoveredDevice, ...]
+
+
+class DeviceListCache:
+    """One enumeration shared by the callers that ask for it within ``ttl_s`` of each other.
+
+    Entries are keyed by the identity of the device table (``None``: the shipped one). Callers
+    that arrive while an enumeration runs wait for it rather than start their own. An error
+    is not cached: the next caller tries again. ``forget()`` drops every entry, and an
+    enumeration that was already running when it was called is returned to its caller but not
+    kept (it may predate the plug event that caused the ``forget``).
+    """
+
+    def __init__(self, ttl_s: float = CACHE_TTL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._state = threading.Lock()  # guards _entries and _generation; never held for I/O
+        self._enumerating = threading.Lock()  # one enumeration at a time; waiters queue here
+        self._entries: dict[int, _Snapshot] = {}
+        self._generation = 0
+
+    def devices(self, table: DeviceTable | None,
+                enumerate_devices: Callable[[], list[DiscoveredDevice]]) -> list[DiscoveredDevice]:
+        """The fresh cached list for ``table``, else what ``enumerate_devices()`` returns now."""
+        cached = self._fresh(table)
+        if cached is not None:
+            return list(cached)
+        with self._enumerating:
+            cached = self._fresh(table)  # the enumeration we waited for may be the answer
+            if cached is not None:
+                return list(cached)
+            with self._state:
+                generation = self._generation
+                taken_at = self._clock()  # the list can be no older than its start
+            found = enumerate_devices()
+            with self._state:
+                if self._generation == generation:
+                    self._entries[id(table)] = _Snapshot(table, taken_at, tuple(found))
+            return found
+
+    def forget(self) -> None:
+        with self._state:
+            self._generation += 1
+            self._entries.clear()
+
+    def _fresh(self, table: DeviceTable | None) -> tuple[DiscoveredDevice, ...] | None:
+        with self._state:
+            now = self._clock()
+            for key, snapshot in list(self._entries.items()):
+                if now - snapshot.taken_at >= self.ttl_s:
+                    del self._entries[key]
+            entry = self._entries.get(id(table))
+            return entry.devices if entry is not None and entry.table is table else None
+
+
+_CACHE = DeviceListCache()
+
+
+def forget_devices() -> None:
+    """Drop the shared enumeration: a device was plugged or unplugged."""
+    _CACHE.forget()
+
+
 def list_devices(context: Any = None, table: DeviceTable | None = None) -> list[DiscoveredDevice]:
     """All USB serial ports and usblp printers, sorted by device node.
 
-    ``context`` is a ``pyudev.Context`` (made here when None). A device that disappears while
-    it is being read is skipped, not an error.
+    ``context`` is a ``pyudev.Context``. Without one, the process's own udev is asked and the
+    answer is shared for ``CACHE_TTL_S`` (see ``DeviceListCache``); a given context is always
+    enumerated afresh. A device that disappears while it is being read is skipped, not an error.
     """
-    ctx = context if context is not None else _new_context()
+    if context is None:
+        return _CACHE.devices(table, lambda: _enumerate(_new_context(), table))
+    return _enumerate(context, table)
+
+
+def _enumerate(ctx: Any, table: DeviceTable | None) -> list[DiscoveredDevice]:
     table = table if table is not None else load_device_table()
     found: list[DiscoveredDevice] = []
     for subsystem in ("tty", "usbmisc"):

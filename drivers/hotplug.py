@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from posdiag.drivers.discovery import DeviceTable, load_device_table
+from posdiag.drivers.discovery import DeviceTable, forget_devices, load_device_table
 from posdiag.drivers.errors import NotSupported
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,9 @@ class Watcher:
                 return
             if device is None:
                 continue
+            # Before anyone hears of it: a check started for this event must see the new state,
+            # not the device list discovery may still hold from just before.
+            forget_devices()
             event = describe(device.action or "", device.properties, self.table)
             if event is not None:
                 self.on_event(event)

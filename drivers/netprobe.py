@@ -16,14 +16,16 @@ import errno
 import ipaddress
 import select
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from posdiag.drivers.errors import DriverError
+
+if TYPE_CHECKING:
+    import ssl
 
 Layer = Literal["dns", "tcp", "tls"]
 
@@ -298,6 +300,10 @@ def _tcp_failure(e: OSError, address: Address, timeout_s: float) -> ProbeFailure
 def tls_context(ca_file: str = "") -> ssl.SSLContext:
     """Client context: chain and host name verified, TLS 1.2 or newer. ``ca_file`` (PEM) replaces
     the system store, so a private acquirer CA is the only one trusted for that host."""
+    # ssl (loading OpenSSL) is imported on first use, off the start-up path; TCP-only probes
+    # never need it.
+    import ssl
+
     ctx = ssl.create_default_context(cafile=ca_file or None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = True
@@ -312,6 +318,8 @@ def handshake(sock: socket.socket, server_name: str, timeout_s: float, *,
     The socket is consumed: it is closed when this returns or raises. The handshake is driven
     non-blocking against one deadline, so a server that drips bytes cannot stretch it.
     """
+    import ssl
+
     try:
         peer = _peer_name(sock)
         try:
@@ -342,6 +350,8 @@ def handshake(sock: socket.socket, server_name: str, timeout_s: float, *,
 
 
 def _drive_handshake(tls: ssl.SSLSocket, end: float, timeout_s: float, peer: str | None) -> None:
+    import ssl
+
     poller = select.poll()
     poller.register(tls, select.POLLIN)
     while True:
@@ -398,6 +408,8 @@ def peer_certificate(decoded: Mapping[str, Any]) -> PeerCertificate:
 def _cert_time(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
+    import ssl
+
     try:
         return float(ssl.cert_time_to_seconds(value))
     except (ValueError, OverflowError):

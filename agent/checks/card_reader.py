@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from posdiag.checks.base import CheckContext, CheckSpec
 from posdiag.checks.device import POLL_S, DeviceConfig, add_driver_error, describe, locate
 from posdiag.config import between, rule
 from posdiag.drivers.errors import DriverError
-from posdiag.drivers.msr import IdTechMsr, MsrFirmware, MsrProbe
-from posdiag.drivers.msr.idtech import WRITE_TIMEOUT_S
 from posdiag.results import CheckResult, Verdict
+
+if TYPE_CHECKING:
+    from posdiag.drivers.msr import MsrFirmware, MsrProbe
 
 WHAT = "card reader"
 HINT_CONNECTION = "card_reader.check_connection"
@@ -97,6 +98,9 @@ def run(ctx: CheckContext, cfg: CardReaderConfig) -> CheckResult:
 
 
 def _probe(ctx: CheckContext, cfg: CardReaderConfig, port_name: str) -> MsrProbe:
+    # The driver is imported only here: a terminal without a reader never loads it.
+    from posdiag.drivers.msr import IdTechMsr
+    from posdiag.drivers.msr.idtech import WRITE_TIMEOUT_S
     from posdiag.drivers.transport import open_port
 
     with open_port(port_name, baudrate=cfg.baudrate, timeout_s=POLL_S,

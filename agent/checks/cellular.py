@@ -21,33 +21,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from posdiag.checks.base import CheckContext, CheckSpec
 from posdiag.checks.device import POLL_S, DeviceConfig, add_driver_error, describe, locate
 from posdiag.config import between, rule
 from posdiag.drivers.errors import DriverError
-from posdiag.drivers.modem import (
-    AtCommandError,
-    Modem,
-    ModemProbe,
-    Registration,
-    RegistrationStat,
-    SimState,
-)
-from posdiag.drivers.modem.parse import SIM_STATE_BY_CME
 from posdiag.results import CheckResult, Verdict
+
+if TYPE_CHECKING:
+    from posdiag.drivers.modem import AtCommandError, ModemProbe, Registration, SimState
 
 WHAT = "cellular modem"
 CONNECTION_HINT = "cellular.check_modem"
 
+# By RegistrationStat member name: the modem driver is only imported once a modem is found.
 _STAT_TEXT = {
-    RegistrationStat.NOT_REGISTERED: "not registered and not searching",
-    RegistrationStat.SEARCHING: "not registered, searching for a network",
-    RegistrationStat.DENIED: "registration denied",
-    RegistrationStat.UNKNOWN: "registration state unknown (out of coverage?)",
-    RegistrationStat.EMERGENCY_ONLY: "emergency services only",
-    RegistrationStat.RLOS: "attached for restricted local operator services only",
+    "NOT_REGISTERED": "not registered and not searching",
+    "SEARCHING": "not registered, searching for a network",
+    "DENIED": "registration denied",
+    "UNKNOWN": "registration state unknown (out of coverage?)",
+    "EMERGENCY_ONLY": "emergency services only",
+    "RLOS": "attached for restricted local operator services only",
 }
 
 
@@ -114,6 +109,8 @@ def _metrics(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
 
 def _sim_finding(v: Verdict, sim: SimState) -> bool:
     """The SIM finding, if any; True when the SIM keeps the modem off the network."""
+    from posdiag.drivers.modem import SimState
+
     if sim.usable:
         return False
     if sim is SimState.NOT_INSERTED:
@@ -156,6 +153,8 @@ def _signal_finding(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> bool:
 
 
 def _not_registered(v: Verdict, regs: list[Registration]) -> None:
+    from posdiag.drivers.modem import RegistrationStat
+
     if any(r.stat is RegistrationStat.DENIED for r in regs):
         denied = ", ".join(f"{r.command}: 3" for r in regs if r.stat is RegistrationStat.DENIED)
         v.fail("registration_denied", f"mobile network denied registration ({denied})",
@@ -167,7 +166,7 @@ def _not_registered(v: Verdict, regs: list[Registration]) -> None:
              RegistrationStat.NOT_REGISTERED)
     stat = next((s for s in order if any(r.stat is s for r in regs)), regs[0].stat)
     detail = ", ".join(f"{r.command}: {int(r.stat)}" for r in regs)
-    v.fail("not_registered", f"modem {_STAT_TEXT.get(stat, stat.name.lower())} ({detail})",
+    v.fail("not_registered", f"modem {_STAT_TEXT.get(stat.name, stat.name.lower())} ({detail})",
            "cellular.wait_for_network")
 
 
@@ -222,6 +221,8 @@ def _ok_summary(p: ModemProbe) -> str:
 
 
 def _command_error(v: Verdict, err: AtCommandError) -> None:
+    from posdiag.drivers.modem.parse import SIM_STATE_BY_CME
+
     v.metric("modem_error_command", err.command)
     v.metric("modem_error_code", err.code)
     if (err.kind == "cme_error" and err.code in SIM_STATE_BY_CME
@@ -238,6 +239,8 @@ def run(ctx: CheckContext, cfg: CellularConfig) -> CheckResult:
     v = Verdict(ctx.name)
     for key, value in describe(where).items():
         v.metric(key, value)
+    # The driver is imported only here: a terminal without a modem never loads it.
+    from posdiag.drivers.modem import AtCommandError, Modem
     from posdiag.drivers.transport import open_port
 
     try:

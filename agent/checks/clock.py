@@ -21,15 +21,17 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from posdiag.checks.base import CheckContext, CheckSpec
 from posdiag.config import CheckConfig, optional_file, positive, rule
 from posdiag.drivers.errors import DriverError, NotSupported, ProtocolError
-from posdiag.drivers.http_date import HttpsTarget, ServerTime, fetch_server_time, tls_context
 from posdiag.drivers.sysfs.rtc import read_rtc
 from posdiag.drivers.timex import AdjtimexCall, KernelClock, read_kernel_clock
 from posdiag.results import CheckResult, Status, Verdict
+
+if TYPE_CHECKING:
+    from posdiag.drivers.http_date import ServerTime
 
 # Leave the check this long after the request times out to build its result before the deadline.
 _MARGIN_S = 0.3
@@ -38,6 +40,9 @@ _MARGIN_S = 0.3
 def _https_url(v: str) -> str | None:
     if v == "":
         return None
+    # http_date brings ssl and http.client: imported only when a skew source is configured.
+    from posdiag.drivers.http_date import HttpsTarget
+
     try:
         HttpsTarget.from_url(v)
     except ValueError as e:
@@ -90,6 +95,8 @@ def _kernel(v: Verdict, cfg: ClockConfig, adjtimex: AdjtimexCall | None) -> Kern
 
 
 def _skew(v: Verdict, ctx: CheckContext, cfg: ClockConfig) -> ServerTime | None:
+    from posdiag.drivers.http_date import HttpsTarget, fetch_server_time, tls_context
+
     target = HttpsTarget.from_url(cfg.skew_url)
     v.metric("skew_source", target.name)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -143,6 +150,8 @@ def run(ctx: CheckContext, cfg: ClockConfig, *, adjtimex: AdjtimexCall | None = 
         parts.append(f"synchronised (estimated error {kc.esterror_us / 1000:g} ms, "
                      f"bound {kc.maxerror_us / 1000:g} ms)")
     if st is not None:
+        from posdiag.drivers.http_date import HttpsTarget
+
         parts.append(f"{abs(st.skew_s):.0f} s from {HttpsTarget.from_url(cfg.skew_url).host} "
                      f"(±{st.uncertainty_s:.0f} s: HTTP Date resolution)")
     return v.result("; ".join(parts) or "clock looks right")

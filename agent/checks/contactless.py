@@ -12,7 +12,7 @@ behind it: if nothing answers there as a PN532, the reader counts as not found, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from posdiag.checks.base import CheckContext, CheckSpec
 from posdiag.checks.device import (
@@ -25,9 +25,10 @@ from posdiag.checks.device import (
 )
 from posdiag.config import between, rule
 from posdiag.drivers.errors import DeviceTimeout, DriverError
-from posdiag.drivers.pn532 import PN532, CardScan, FirmwareVersion, SelfTestResult
-from posdiag.drivers.pn532.device import WRITE_TIMEOUT_S
 from posdiag.results import CheckResult, Verdict, skipped
+
+if TYPE_CHECKING:
+    from posdiag.drivers.pn532 import CardScan, FirmwareVersion, SelfTestResult
 
 WHAT = "contactless reader"
 HINT_CONNECTION = "contactless.check_connection"
@@ -84,6 +85,9 @@ def run(ctx: CheckContext, cfg: ContactlessConfig) -> CheckResult:
 
 def _probe(ctx: CheckContext, cfg: ContactlessConfig, where: Located, v: Verdict) -> _Probe:
     """Step by step, so what was learnt before a failure still shows as metrics."""
+    # The driver is imported only here: a terminal without an NFC reader never loads it.
+    from posdiag.drivers.pn532 import PN532
+    from posdiag.drivers.pn532.device import WRITE_TIMEOUT_S
     from posdiag.drivers.transport import open_port
 
     with open_port(where.port, baudrate=cfg.baudrate, timeout_s=POLL_S,

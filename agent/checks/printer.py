@@ -19,10 +19,10 @@ from posdiag.checks.base import CheckContext, CheckSpec
 from posdiag.checks.device import POLL_S, DeviceConfig, add_driver_error, describe, locate
 from posdiag.config import between, rule
 from posdiag.drivers.errors import DriverError
-from posdiag.drivers.escpos import EscPosPrinter, PrinterStatus
 from posdiag.results import CheckResult, Verdict
 
 if TYPE_CHECKING:
+    from posdiag.drivers.escpos import PrinterStatus
     from posdiag.drivers.transport import Port
     from posdiag.drivers.usblp import UsbLpPort
 
@@ -128,6 +128,9 @@ def run(ctx: CheckContext, cfg: PrinterConfig) -> CheckResult:
         v.metric(key, value)
     transport = _transport(where.port, cfg)
     v.metric("printer_transport", transport)
+    # The driver is imported only here: a terminal without a printer never loads it.
+    from posdiag.drivers.escpos import EscPosPrinter
+
     try:
         with _open(ctx, where.port, transport, cfg) as port:
             status = EscPosPrinter(port, device=where.port, timeout_s=cfg.reply_timeout_s).probe()
