@@ -7,8 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the tests use for real: a broker, udev device mocks, firewall rules for
 # black-holed hosts, network namespaces, certificates, dpkg's version oracle, unit verification
-# (systemd-analyze; procps for the unit's /bin/kill; libseccomp for the sandbox test).
-TEST_DEBS := mosquitto umockdev nftables iproute2 openssl dpkg systemd procps libseccomp2
+# (systemd-analyze; procps for the unit's /bin/kill; libseccomp for the sandbox test), and
+# umockdev's GObject bindings with Debian's python for real uevents in the hotplug tests.
+TEST_DEBS := mosquitto umockdev gir1.2-umockdev-1.0 python3-gi nftables iproute2 openssl dpkg \
+             systemd procps libseccomp2
 .PHONY: demo test env debs lint pytest bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py

@@ -1,18 +1,22 @@
 """Plug and unplug of POS peripherals, from udev's netlink monitor.
 
-On removal the device's sysfs is already gone, so the description comes from the uevent's
-properties (ID_VENDOR_ID, ID_MODEL_ID), matched against the same VID:PID table as discovery.
+A tty's uevent carries the USB ids (ID_VENDOR_ID, ID_MODEL_ID) as properties; a usblp printer's
+does not, so on ``add`` they are read from its USB parent. On removal sysfs is already gone: the
+watcher describes the node as it was when it appeared (or when the watcher started).
+One USB device with several ports (a modem has four) is one plug and one unplug: the first port
+that appears and the last that goes are reported, not each of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from posdiag.drivers.discovery import DeviceTable, forget_devices, load_device_table
+from posdiag.drivers.discovery import DeviceTable, forget_devices, list_devices, load_device_table
 from posdiag.drivers.errors import NotSupported
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,7 @@ class Watcher:
     """Runs a udev monitor in a daemon thread and calls ``on_event`` for each relevant uevent."""
 
     def __init__(self, on_event: Callable[[Hotplug], None], *, context: Any = None,
-                 table: DeviceTable | None = None) -> None:
+                 table: DeviceTable | None = None, seed: bool = True) -> None:
         self.on_event = on_event
         self.table = table or load_device_table()
         try:
@@ -67,6 +71,17 @@ class Watcher:
             raise NotSupported(f"cannot watch udev events: {e}") from e
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="udev-watch", daemon=True)
+        self.ports = PortBook()
+        # Devices already plugged in when we start can still be unplugged: know them now.
+        with contextlib.suppress(NotSupported, OSError):
+            if not seed:
+                return
+            for d in list_devices(self._context, self.table):
+                m = d.match
+                self.ports.seed(d.devnode, _device_key({
+                    "ID_VENDOR_ID": d.vid, "ID_MODEL_ID": d.pid, "ID_SERIAL_SHORT": d.serial}),
+                    Hotplug("add", d.devnode, d.vid, d.pid, d.vendor, d.model,
+                            m.kind if m else None, m.serves if m else None))
 
     def start(self) -> Watcher:
         self._monitor.start()
@@ -89,6 +104,73 @@ class Watcher:
             # Before anyone hears of it: a check started for this event must see the new state,
             # not the device list discovery may still hold from just before.
             forget_devices()
-            event = describe(device.action or "", device.properties, self.table)
-            if event is not None:
+            for event in self.ports.update(device.action or "", _properties(device), self.table):
                 self.on_event(event)
+
+
+class PortBook:
+    """Which USB device each known port node belongs to, so plugs are reported per device and
+    removals can be described after sysfs is gone."""
+
+    def __init__(self) -> None:
+        self.by_node: dict[str, tuple[str, Hotplug]] = {}
+        self.by_device: dict[str, set[str]] = {}
+        self.announced: dict[str, Hotplug] = {}  # per device: how its plug was reported
+
+    def seed(self, devnode: str, key: str, hotplug: Hotplug) -> None:
+        self.by_node[devnode] = (key, hotplug)
+        self.by_device.setdefault(key, set()).add(devnode)
+        self.announced.setdefault(key, hotplug)
+
+    def update(self, action: str, properties: Any, table: DeviceTable) -> list[Hotplug]:
+        devnode = properties.get("DEVNAME")
+        if action == "add":
+            event = describe(action, properties, table)
+            if event is None or not devnode:
+                return [event] if event is not None else []
+            key = _device_key(properties)
+            first = not self.by_device.get(key)
+            self.seed(devnode, key, event)
+            return [event] if first else []
+        if action == "remove":
+            known = self.by_node.pop(devnode, None) if devnode else None
+            if known is None:
+                event = describe(action, properties, table)
+                return [event] if event is not None else []
+            key, added = known
+            ports = self.by_device.get(key, set())
+            ports.discard(devnode)
+            if ports:
+                return []  # other ports of the same USB device are still there
+            self.by_device.pop(key, None)
+            return [replace(self.announced.pop(key, added), action="remove")]
+        return []
+
+
+def _device_key(properties: Any) -> str:
+    """Identifies the USB device a port belongs to: its ids and serial number. (Two identical
+    devices without serial numbers count as one; their ports still each get checked.)"""
+    parts = (properties.get(k) or "" for k in ("ID_VENDOR_ID", "ID_MODEL_ID", "ID_SERIAL_SHORT"))
+    return ":".join(p.lower() for p in parts)
+
+
+def _properties(device: Any) -> dict[str, str]:
+    """The uevent's properties, completed from the USB parent when udev put no ids on the node
+    (usblp printers) — only possible while the device is still in sysfs, i.e. on add."""
+    props = dict(device.properties)
+    if props.get("ID_BUS") == "usb" or (device.action or "") != "add":
+        return props
+    try:
+        usb = device.find_parent("usb", "usb_device")
+        if usb is None:
+            return props
+        attrs = usb.attributes
+        props.update(ID_BUS="usb", ID_VENDOR_ID=attrs.asstring("idVendor").strip(),
+                     ID_MODEL_ID=attrs.asstring("idProduct").strip())
+        for key, attr in (("ID_VENDOR", "manufacturer"), ("ID_MODEL", "product"),
+                          ("ID_SERIAL_SHORT", "serial")):
+            with contextlib.suppress(KeyError, OSError, UnicodeDecodeError):
+                props.setdefault(key, attrs.asstring(attr).strip())
+    except (KeyError, OSError, LookupError, UnicodeDecodeError):
+        pass  # gone again already: report what the uevent itself said
+    return props
