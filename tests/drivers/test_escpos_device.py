@@ -104,8 +104,8 @@ def test_silent_printer_times_out_quickly() -> None:
     with printer_on(sim, timeout_s=0.2) as printer, pytest.raises(DeviceTimeout) as info:
         printer.probe()
     assert info.value.timeout_s == 0.2
-    assert time.monotonic() - start < 1.0  # the first missing reply ends the probe
-    assert bytes(sim.received) == REQUESTS[:3]
+    assert 0.2 <= time.monotonic() - start < 0.2 + 3.0  # the ceiling only catches a hang
+    assert bytes(sim.received) == REQUESTS[:3]  # the first missing reply ends the probe
 
 
 def test_port_opened_without_timeout_still_cannot_hang() -> None:
@@ -114,7 +114,7 @@ def test_port_opened_without_timeout_still_cannot_hang() -> None:
     with printer_on(sim, port_timeout=None, timeout_s=0.2) as printer, \
             pytest.raises(DeviceTimeout):
         printer.query(1)
-    assert time.monotonic() - start < 1.0
+    assert 0.2 <= time.monotonic() - start < 0.2 + 3.0  # the ceiling only catches a hang
 
 
 def test_slow_printer_within_the_timeout_works() -> None:

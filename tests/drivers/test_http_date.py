@@ -107,7 +107,7 @@ def test_silent_server_times_out_within_the_budget(pki: dict[str, Path]) -> None
             _fetch(srv.url, pki, timeout_s=0.3)
         elapsed = time.monotonic() - start
     assert e.value.timeout_s == 0.3
-    assert elapsed < 1.0
+    assert 0.3 <= elapsed < 0.3 + 3.0  # the budget was used up; the ceiling only catches a hang
 
 
 def test_bad_ca_file(tmp_path: Path) -> None:

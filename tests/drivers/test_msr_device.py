@@ -158,7 +158,8 @@ def test_silent_reader_is_device_timeout_quickly() -> None:
             dev.probe()
         elapsed = time.monotonic() - start
     assert err.value.timeout_s == 0.3 and err.value.device == sim.port
-    assert elapsed < 1.0
+    assert bytes(sim.received) == REVIEW  # quickly: the first unanswered command ends the probe
+    assert 0.3 <= elapsed < 0.3 + 3.0  # the ceiling only catches a hang
 
 
 def test_slow_reader_within_timeout_works() -> None:
@@ -210,7 +211,7 @@ def test_no_swipe_returns_none_after_the_timeout() -> None:
     with msr(IdTechMsrSimulator()) as dev:
         start = time.monotonic()
         assert dev.wait_for_swipe(0.2) is None
-        assert 0.2 <= time.monotonic() - start < 1.0
+        assert 0.2 <= time.monotonic() - start < 0.2 + 3.0  # the ceiling only catches a hang
 
 
 @pytest.mark.parametrize("output_format", ["idtech", "uic", "magtek"])

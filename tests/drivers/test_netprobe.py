@@ -112,16 +112,21 @@ def test_resolver_error_text_is_kept() -> None:
 def test_hanging_resolver_is_abandoned_at_the_timeout() -> None:
     release = threading.Event()
 
+    returned = threading.Event()
+
     def hang(host: str, port: int, **kw: Any) -> Any:
         release.wait(10)
+        returned.set()
         return []
 
     start = time.monotonic()
     f = failure_of(resolve, "pay.example", 443, 0.2, getaddrinfo=hang)
     elapsed = time.monotonic() - start
+    abandoned = not returned.is_set()  # the answer came while the lookup still hung
     release.set()
     assert (f.layer, f.kind) == ("dns", "timeout")
-    assert 0.19 <= elapsed < 0.6
+    assert abandoned
+    assert 0.19 <= elapsed < 0.2 + 3.0  # the ceiling only catches a hang
     assert "within 0.2 s" in f.detail
 
 
@@ -170,7 +175,7 @@ def test_real_silent_resolver_in_a_private_network() -> None:
 
     f, elapsed = in_private_network(run, resolver="silent")
     assert (f.layer, f.kind) == ("dns", "timeout")
-    assert elapsed < 0.8
+    assert 0.29 <= elapsed < 0.3 + 3.0  # glibc alone would retry for 10 s or more
 
 
 def test_nxdomain_reply_answers_the_question() -> None:
@@ -215,18 +220,19 @@ def test_black_hole_times_out_per_address_and_refusal_is_the_more_telling() -> N
         elapsed = time.monotonic() - start
     assert (f.kind, f.address) == ("refused", f"127.0.0.1:{closed}")
     assert f"127.0.0.1:{hole.port} timeout" in f.detail
-    assert 0.29 <= elapsed < 0.8
+    assert 0.29 <= elapsed < 0.3 + 3.0  # the ceiling only catches a hang
 
 
 @pytest.mark.root
 def test_deadline_stops_trying_more_addresses() -> None:
     with SynBlackHole() as h1, SynBlackHole("127.0.0.2") as h2:
         start = time.monotonic()
-        f = failure_of(connect, [addr(h1.port), addr(h2.port, "127.0.0.2")], 5.0,
+        # 30 s per address against a 0.3 s deadline: far apart, whatever the load.
+        f = failure_of(connect, [addr(h1.port), addr(h2.port, "127.0.0.2")], 30.0,
                        deadline=time.monotonic() + 0.3)
         elapsed = time.monotonic() - start
     assert f.kind == "timeout"
-    assert elapsed < 0.6
+    assert 0.29 <= elapsed < 0.3 + 3.0
 
 
 @pytest.mark.root
@@ -288,7 +294,7 @@ def test_silent_server_times_out_within_the_budget() -> None:
         f = failure_of(handshake, sock, "localhost", 0.25)
         elapsed = time.monotonic() - start
     assert (f.layer, f.kind) == ("tls", "timeout")
-    assert 0.24 <= elapsed < 0.6
+    assert 0.24 <= elapsed < 0.25 + 3.0  # the ceiling only catches a hang
     assert sock.fileno() == -1
 
 
@@ -380,7 +386,8 @@ def test_probe_past_its_deadline_answers_at_once() -> None:
                    getaddrinfo=fake_getaddrinfo(error=AssertionError("must not be called")))
     assert report.failure is not None
     assert (report.failure.layer, report.failure.kind) == ("dns", "timeout")
-    assert time.monotonic() - start < 0.1
+    # No lookup was made (it would have raised); the ceiling only catches some other wait.
+    assert time.monotonic() - start < 3.0
 
 
 # --------------------------------------------------------------------------------------------

@@ -98,7 +98,9 @@ def test_silent_device_is_device_timeout_quickly() -> None:
             dev.probe()
         elapsed = time.monotonic() - start
     assert err.value.timeout_s == SHORT_ACK_S
-    assert elapsed < 1.0
+    # Quickly: one command frame (00 00 FF ...) went out unanswered and the probe stopped there.
+    assert bytes(sim.received).count(b"\x00\x00\xff") == 1
+    assert SHORT_ACK_S <= elapsed < SHORT_ACK_S + 3.0  # the ceiling only catches a hang
     assert err.value.device == sim.port
 
 
@@ -211,9 +213,9 @@ def test_scan_that_never_answers_is_aborted_with_ack() -> None:
         scan = dev.scan_for_card(timeout_s=0.2)
         elapsed = time.monotonic() - start
         assert scan == CardScan(present=False, aborted=True)
-        assert elapsed < 1.0
+        assert 0.2 <= elapsed < 0.2 + 3.0  # the ceiling only catches a hang
         # The abort ACK reached the chip, and the chip answers the next command normally.
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 5.0  # a bound on waiting, not a measurement
         while sim.aborts_received == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert sim.aborts_received == 1

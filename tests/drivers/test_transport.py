@@ -96,7 +96,7 @@ def test_read_returns_what_arrived_within_timeout(silent: EchoDevice) -> None:
     with open_port(silent.port, baudrate=9600, timeout_s=FAST) as port:
         start = time.monotonic()
         assert port.read(10) == b""
-        assert FAST * 0.9 <= time.monotonic() - start < FAST + 0.5
+        assert FAST * 0.9 <= time.monotonic() - start < FAST + 3.0  # ceiling: only a hang
         os.write(silent._master, b"ab")  # the device says something short
         assert port.read(10, timeout_s=0.1) == b"ab"
 
@@ -107,7 +107,7 @@ def test_read_exactly_times_out_on_silent_device(silent: EchoDevice) -> None:
         with pytest.raises(DeviceTimeout) as info:
             port.read_exactly(4)
         assert info.value.timeout_s == FAST
-        assert time.monotonic() - start < FAST + 0.5
+        assert FAST * 0.9 <= time.monotonic() - start < FAST + 3.0  # ceiling: only a hang
         assert port.is_open  # a timeout is an answer, not a broken port
 
 
@@ -131,7 +131,7 @@ def test_write_timeout_when_nobody_reads() -> None:
             with pytest.raises(DeviceTimeout) as info:
                 port.write(b"\x1b@" * 500_000)  # far more than a pty buffers
             assert info.value.timeout_s == FAST
-            assert time.monotonic() - start < FAST + 1.0
+            assert FAST * 0.9 <= time.monotonic() - start < FAST + 3.0  # ceiling: only a hang
     finally:
         os.close(master)
         os.close(slave)
@@ -243,7 +243,8 @@ def test_non_exclusive_open_ignores_other_holders(silent: EchoDevice) -> None:
 
 
 def test_unplug_mid_read_is_a_driver_error_and_closes_the_port(echo: EchoDevice) -> None:
-    port = open_port(echo.port, baudrate=9600, timeout_s=2.0)
+    # A read timeout far beyond the unplug, so load cannot make one pass for the other.
+    port = open_port(echo.port, baudrate=9600, timeout_s=30.0)
     threading.Timer(0.1, echo.unplug).start()
     start = time.monotonic()
     with pytest.raises(DriverError) as info:
@@ -251,7 +252,7 @@ def test_unplug_mid_read_is_a_driver_error_and_closes_the_port(echo: EchoDevice)
     assert isinstance(info.value, DeviceNotFound)
     assert not isinstance(info.value, OSError)
     assert "disconnected" in str(info.value)
-    assert time.monotonic() - start < 1.5  # the pulled cable is noticed, not waited out
+    assert time.monotonic() - start < 0.1 + 3.0  # the pulled cable is noticed, not waited out
     assert not port.is_open
     with pytest.raises(DeviceNotFound, match="earlier failure"):
         port.read(1)

@@ -81,11 +81,11 @@ def test_read_returns_empty_at_its_timeout(silent: Silent) -> None:
     with open_usblp(silent.port, timeout_s=FAST) as port:
         start = time.monotonic()
         assert port.read(4) == b""
-        assert FAST <= time.monotonic() - start < FAST + 0.3
+        assert FAST <= time.monotonic() - start < FAST + 3.0  # the ceiling only catches a hang
         port.timeout = None  # never "forever": counts as 0
         start = time.monotonic()
         assert port.read(1) == b""
-        assert time.monotonic() - start < 0.1
+        assert time.monotonic() - start < FAST  # returned at once, not after the timeout
 
 
 def test_read_returns_what_arrived(silent: Silent) -> None:
@@ -103,7 +103,7 @@ def test_end_of_file_node_waits_out_the_timeout_without_spinning() -> None:
         assert port.read(1) == b""
         wall = time.monotonic() - start
         used = resource.getrusage(resource.RUSAGE_SELF)
-        assert 0.3 <= wall < 0.6
+        assert 0.3 <= wall < 0.3 + 3.0  # not spinning is what the CPU time below shows
         assert (used.ru_utime + used.ru_stime) - (cpu.ru_utime + cpu.ru_stime) < 0.15
         with pytest.raises(DeviceTimeout, match="no reply to DLE EOT 1"):
             EscPosPrinter(port, timeout_s=FAST).probe()
@@ -116,7 +116,7 @@ def test_write_times_out_when_the_printer_takes_nothing() -> None:
             start = time.monotonic()
             with pytest.raises(DeviceTimeout) as info:
                 port.write(b"\x00" * (1 << 20))
-            assert FAST <= time.monotonic() - start < FAST + 0.5
+            assert FAST <= time.monotonic() - start < FAST + 3.0  # ceiling: only a hang
     finally:
         os.close(master)
         os.close(slave)

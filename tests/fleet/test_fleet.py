@@ -398,7 +398,7 @@ def test_command_round_trip_prints_the_reply(agent, broker, prefix, capsys):
     assert main(["fleet", "command", "T-0001", "ping", *broker_flags(broker, prefix)]) == 0
     reply = json.loads(capsys.readouterr().out)
     assert reply["ok"] is True and reply["result"]["pong"] is True
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 25  # well within the default 30 s wait: the reply came
 
     assert main(["fleet", "command", "T-0001", "selftest", "--check", "power",
                  *broker_flags(broker, prefix), "--timeout", "7"]) == 0
@@ -423,7 +423,7 @@ def test_command_without_reply_exits_3(agent, broker, prefix, capsys):
     start = time.monotonic()
     assert main(["fleet", "command", "T-0001", "diagnose", "no-card-read", "--lang", "zh_CN",
                  "--timeout", "0.5", *broker_flags(broker, prefix)]) == 3
-    assert time.monotonic() - start < 3
+    assert 0.5 <= time.monotonic() - start < 10  # waited its 0.5 s, no more than a hang check
     assert "no reply to 'diagnose' within 0.5 s" in capsys.readouterr().err
     assert agent.requests[-1][:2] == ("diagnose", {"symptom": "no-card-read", "lang": "zh_CN"})
 
@@ -437,7 +437,7 @@ def test_command_to_a_terminal_nobody_serves_fails_fast(broker, prefix, capsys):
     start = time.monotonic()
     assert main(["fleet", "command", "T-0404", "ping", "--timeout", "20",
                  *broker_flags(broker, prefix)]) == 3
-    assert time.monotonic() - start < 3  # the PUBACK said so (0x10), no 20 s wait
+    assert time.monotonic() - start < 15  # the PUBACK said so (0x10), no 20 s wait
     assert "no terminal is subscribed" in capsys.readouterr().err
 
 
