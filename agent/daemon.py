@@ -39,7 +39,8 @@ DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
 CAPABILITIES = ("ping", "selftest", "report", "diagnose")
 EX_CANTCREAT = 73
 SHUTDOWN_BUDGET_S = 4.0
-WAIT_CAP_S = 0.5  # SIGTERM → exit well within systemd's and the 5 s
+WAIT_CAP_S = 0.5
+HOTPLUG_SETTLE_S = 2.0  # SIGTERM → exit well within systemd's and the 5 s
 
 
 @dataclass
@@ -356,7 +357,11 @@ class Daemon:
             self.config.terminal_id, seq, ev.action == "add", ev.as_event_device()))
         check = DEVICE_CHECKS.get(ev.serves if ev.kind == "bridge" else ev.kind or "")
         if check and check in self.scheduler.intervals:
-            self._run_checks([check])
+            (result,) = self._run_checks([check]) or (None,)
+            if ev.action == "add" and result is not None and result.reason == "no_device":
+                # A port can be announced a moment before it can be found and opened (udev
+                # rules, firmware start-up): look once more after it has settled.
+                self.scheduler.run_in(check, HOTPLUG_SETTLE_S)
 
     # -- reload and status ----------------------------------------------------------------------
     def _do_reload(self) -> None:

@@ -41,6 +41,11 @@ class Scheduler:
         if name in self.next_at:
             self.next_at[name] = self.clock()
 
+    def run_in(self, name: str, seconds: float) -> None:
+        """Run ``name`` again within ``seconds`` (sooner if it is already due sooner)."""
+        if name in self.next_at:
+            self.next_at[name] = min(self.next_at[name], self.clock() + seconds)
+
     def seconds_until_next(self) -> float:
         if not self.next_at:
             return 3600.0
