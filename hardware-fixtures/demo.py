@@ -151,9 +151,18 @@ required = true
                     *broker_flags)
         _print_diagnosis(reply.stdout or reply.stderr)
 
-        say("latest report the backend stored (JSON, schema posdiag.report/1)")
-        status = json.loads(run("fleet", "status", "--db", db, "--json").stdout or "{}")
-        print(json.dumps(status, ensure_ascii=False, indent=2)[:3000])
+        say("latest report the backend stored (schema posdiag.report/1, validated on arrival)")
+        from posdiag.fleet import Store
+
+        store = Store(Path(db), create=False)
+        try:
+            report = store.latest(TERMINAL, "report") or {}
+        finally:
+            store.close()
+        head = {k: report.get(k) for k in ("schema", "terminal_id", "seq", "generated_at",
+                                           "valid_until", "status")}
+        print(json.dumps(head, ensure_ascii=False, indent=2))
+        _print_report(json.dumps({"result": report}))
 
         say("stopping: the agent publishes 'offline' and exits")
         _stop(agent)
