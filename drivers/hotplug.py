@@ -172,5 +172,5 @@ def _properties(device: Any) -> dict[str, str]:
             with contextlib.suppress(KeyError, OSError, UnicodeDecodeError):
                 props.setdefault(key, attrs.asstring(attr).strip())
     except (KeyError, OSError, LookupError, UnicodeDecodeError):
-        pass  # gone again already: report what the uevent itself said
+        return dict(device.properties)  # gone again already: what the uevent itself said
     return props

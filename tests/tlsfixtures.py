@@ -206,6 +206,7 @@ class LocalServer:
         self.mode = mode
         self.banner = banner
         self.handshakes = 0
+        self.aborted = 0  # connections that ended before a handshake completed
         self._stop = threading.Event()
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -274,7 +275,9 @@ class LocalServer:
                 with self._ctx.wrap_socket(conn, server_side=True), self._lock:
                     self.handshakes += 1
         except (OSError, ssl.SSLError):
-            pass  # the client gave up (e.g. rejected our certificate): that is the test's point
+            # The client gave up (e.g. rejected our certificate): that is the test's point.
+            with self._lock:
+                self.aborted += 1
         finally:
             conn.close()
 

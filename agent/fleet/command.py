@@ -141,21 +141,15 @@ class Commander:
         self._client = client
         connection.start(client, self.settings)
         try:
-            self._connack.wait(self.settings, timeout_s)
-            if not self._subscribed.wait(timeout_s):
-                raise BrokerUnavailable(f"{self.settings.describe()}: no SUBACK within "
-                                        f"{timeout_s:g} s")
-            if self._sub_error:
-                raise BrokerUnavailable(self._sub_error)
+            connection.await_subscribed(client, self.settings, self._connack, self._subscribed,
+                                        lambda: self._sub_error, timeout_s)
         except BrokerUnavailable:
-            self.close()
+            self._client = None
             raise
 
     def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
+        connection.stop(client)
 
     def __enter__(self) -> Commander:
         self.open()

@@ -11,6 +11,7 @@ import os
 import stat
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -157,3 +158,27 @@ def start(client: Any, settings: BrokerSettings, *, clean_start: bool = True,
     except (OSError, ValueError) as e:  # refused, unreachable, DNS, TLS handshake (ssl.SSLError)
         raise BrokerUnavailable(f"{settings.describe()}: {e}") from e
     client.loop_start()
+
+
+def await_subscribed(client: Any, settings: BrokerSettings, connack: ConnAck,
+                     subscribed: threading.Event, sub_error: Callable[[], str | None],
+                     timeout_s: float) -> None:
+    """Wait for the CONNACK and the SUBACK; on failure stop ``client`` and raise
+    ``BrokerUnavailable`` (the consumer and the command sender both start this way)."""
+    try:
+        connack.wait(settings, timeout_s)
+        if not subscribed.wait(timeout_s):
+            raise BrokerUnavailable(f"{settings.describe()}: no SUBACK within {timeout_s:g} s")
+        error = sub_error()
+        if error:
+            raise BrokerUnavailable(error)
+    except BrokerUnavailable:
+        stop(client)
+        raise
+
+
+def stop(client: Any) -> None:
+    """Disconnect and end paho's network thread; ``None`` (never started) is fine."""
+    if client is not None:
+        client.disconnect()
+        client.loop_stop()

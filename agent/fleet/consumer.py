@@ -207,23 +207,17 @@ class Consumer:
         connection.start(client, self.settings, clean_start=not self.session_expiry_s,
                          session_expiry_s=self.session_expiry_s)
         try:
-            self._connack.wait(self.settings, timeout_s)
-            if not self._subscribed.wait(timeout_s):
-                raise BrokerUnavailable(f"{self.settings.describe()}: no SUBACK within "
-                                        f"{timeout_s:g} s")
-            if self._sub_error:
-                raise BrokerUnavailable(self._sub_error)
+            connection.await_subscribed(client, self.settings, self._connack, self._subscribed,
+                                        lambda: self._sub_error, timeout_s)
         except BrokerUnavailable:
-            self.stop()
+            self._client = None
             raise
         log.info("listening on %s as %s: %s", self.settings.describe(), self.client_id,
                  ", ".join(self.filters))
 
     def stop(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
+        connection.stop(client)
 
     def __enter__(self) -> Consumer:
         self.start()
