@@ -10,8 +10,8 @@ PY := $(VENV)/bin/python
 # (systemd-analyze; procps for the unit's /bin/kill; libseccomp for the sandbox test), and
 # umockdev's GObject bindings with Debian's python for real uevents in the hotplug tests.
 TEST_DEBS := mosquitto umockdev gir1.2-umockdev-1.0 python3-gi nftables iproute2 openssl dpkg \
-             systemd procps libseccomp2
-.PHONY: demo test env debs lint pytest bench clean
+             systemd procps libseccomp2 python3-venv
+.PHONY: demo test env debs lint pytest bench clean install
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: debs env
 	-$(PY) bench/diagnosis_accuracy.py
 	-$(PY) bench/bandwidth.py
 	-$(PY) bench/footprint.py
+
+# The terminal install: a virtualenv in /opt/posdiag from Debian's python3, the unit, sysusers,
+# tmpfiles, udev rules and /etc/posdiag (systemd/README.md). DESTDIR=dir stages it elsewhere.
+install:
+	DESTDIR="$(DESTDIR)" PREFIX="$(or $(PREFIX),/opt/posdiag)" bash systemd/install.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

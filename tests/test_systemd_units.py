@@ -88,7 +88,7 @@ def service_value(key: str) -> str | None:
 
 def test_unit_verifies_clean(analyze: str, tmp_path: Path) -> None:
     """``systemd-analyze verify`` checks that ExecStart= names an executable file, and
-    /usr/bin/posdiag exists only on an installed terminal. So the unit is verified as a copy in
+    /opt/posdiag/bin/posdiag exists only on an installed terminal. So the unit is verified as a copy in
     which only that path is replaced by an executable stub (same file name, so %n and the unit
     name stay the same); every other line is the shipped one and must produce no output at all.
     The shipped file is verified too: its only permitted complaint is that missing binary.
@@ -98,10 +98,10 @@ def test_unit_verifies_clean(analyze: str, tmp_path: Path) -> None:
     stub.write_text("#!/bin/sh\nexit 0\n")
     stub.chmod(0o755)
     original = UNIT.read_text()
-    assert original.count("ExecStart=/usr/bin/posdiag run\n") == 1
+    assert original.count("ExecStart=/opt/posdiag/bin/posdiag run\n") == 1
     copy = tmp_path / "unit" / UNIT.name
     copy.parent.mkdir()
-    copy.write_text(original.replace("ExecStart=/usr/bin/posdiag run",
+    copy.write_text(original.replace("ExecStart=/opt/posdiag/bin/posdiag run",
                                      f"ExecStart={stub} run"))
 
     result = run(analyze, "verify", str(copy))
@@ -111,14 +111,14 @@ def test_unit_verifies_clean(analyze: str, tmp_path: Path) -> None:
     shipped = run(analyze, "verify", str(UNIT))
     complaints = [line for line in (shipped.stdout + shipped.stderr).splitlines() if line.strip()]
     for line in complaints:
-        assert "/usr/bin/posdiag" in line and "not executable" in line, line
+        assert "/opt/posdiag/bin/posdiag" in line and "not executable" in line, line
     assert (shipped.returncode == 0) == (not complaints)
 
 
 def test_unit_verify_catches_a_broken_unit(analyze: str, tmp_path: Path) -> None:
     # The check above would be worthless if verify accepted anything.
     broken = tmp_path / UNIT.name
-    broken.write_text(UNIT.read_text().replace("ExecStart=/usr/bin/posdiag run",
+    broken.write_text(UNIT.read_text().replace("ExecStart=/opt/posdiag/bin/posdiag run",
                                                "ExecStart=/bin/true\nWatchdogSecs=60"))
     result = run(analyze, "verify", str(broken))
     assert "WatchdogSecs" in result.stdout + result.stderr
@@ -151,7 +151,7 @@ def test_unit_keeps_the_daemon_contract() -> None:
     """What the daemon and the install steps rely on (issue 5 §1, §8)."""
     assert service_value("Type") == "notify"
     assert service_value("NotifyAccess") == "main"
-    assert service_value("ExecStart") == "/usr/bin/posdiag run"
+    assert service_value("ExecStart") == "/opt/posdiag/bin/posdiag run"
     assert service_value("ExecReload") == "/bin/kill -HUP $MAINPID"  # SIGHUP reloads the config
     assert service_value("WatchdogSec") == "60"
     assert service_value("Restart") == "on-failure"
