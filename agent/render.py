@@ -11,6 +11,7 @@ from typing import TextIO
 
 from posdiag.i18n import Texts
 from posdiag.results import CheckResult, Status
+from posdiag.summary import in_language, localized
 
 _COLOUR = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31;1", Status.UNKNOWN: "35",
            Status.SKIPPED: "2"}
@@ -80,9 +81,9 @@ class Renderer:
     def details(self, r: CheckResult) -> str:
         """The summary carries the measured values (English); other languages lead with the
         localised title of the reason so the technician reads the problem in their language."""
-        if self.t.lang == "en" or r.status is Status.OK:
-            return r.summary
-        return f"{self.t.reason(r.reason)}：{r.summary}"
+        if r.status is Status.OK:
+            return localized(r.summary, self.t)
+        return in_language(r.summary, r.reason, self.t)
 
     def table(self, results: Sequence[CheckResult], overall: Status) -> None:
         t = self.t

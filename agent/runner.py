@@ -22,6 +22,7 @@ from posdiag.checks.base import AnySpec, CheckContext
 from posdiag.config import Config
 from posdiag.paths import Roots
 from posdiag.results import CheckResult, Status, skipped
+from posdiag.summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def run_checks(specs: Sequence[AnySpec], config: Config, roots: Roots, *,
             on_result(result)
 
     for spec in p.disabled:
-        record(skipped(spec.name, "disabled", "disabled in the configuration"))
+        record(skipped(spec.name, "disabled", Summary("runner.disabled")))
     _execute(p.run, config, roots, record)
     order = {s.name: i for i, s in enumerate(specs)}
     return sorted(results.values(), key=lambda r: order.get(r.name, len(order)))
@@ -100,10 +101,14 @@ def _execute(specs: Sequence[AnySpec], config: Config, roots: Roots,
                 failed = [done[d] for d in deps[name] if _blocks(done[d])]
                 if failed:
                     first = failed[0]
-                    cause = (first.summary.removeprefix("not run: ")
+                    # A chain of skips names the check that really failed, not the last link.
+                    cause = (first.summary.args.get("cause", first.summary)
                              if first.reason == "dependency_failed"
-                             else f"{first.name} failed ({first.reason})")
-                    finish(skipped(name, "dependency_failed", f"not run: {cause}"))
+                             and isinstance(first.summary, Summary)
+                             else Summary("runner.dependency", check=first.name,
+                                          reason=first.reason))
+                    finish(skipped(name, "dependency_failed",
+                                   Summary("runner.not_run", cause=cause)))
                     continue
                 running[name] = _start(spec, config, roots, finished)
         if not running:
@@ -111,7 +116,7 @@ def _execute(specs: Sequence[AnySpec], config: Config, roots: Roots,
                 for name in list(waiting):
                     waiting.pop(name)
                     finish(CheckResult(name, Status.UNKNOWN, "check_crashed",
-                                       "dependency cycle in the check registry"))
+                                       Summary("runner.dependency_cycle")))
             continue
         timeout = max(0.0, min(r.deadline for r in running.values()) - time.monotonic())
         try:
@@ -123,7 +128,7 @@ def _execute(specs: Sequence[AnySpec], config: Config, roots: Roots,
                     del running[name]
                     limit = r.deadline - r.started
                     finish(CheckResult(name, Status.UNKNOWN, "timeout",
-                                       f"no answer within {limit:g} s",
+                                       Summary("runner.timeout", seconds=limit),
                                        duration_ms=round(limit * 1000, 1)))
             continue
         r = running.pop(name, None)
@@ -158,10 +163,10 @@ def _guarded(spec: AnySpec, ctx: CheckContext, cfg: object) -> CheckResult:
         log.warning("check %s crashed: %s: %s", spec.name, type(e).__name__, e)
         log.debug("traceback of the crash in %s", spec.name, exc_info=True)
         return CheckResult(spec.name, Status.UNKNOWN, "check_crashed",
-                           f"check crashed: {type(e).__name__}: {e}"[:300],
+                           Summary("runner.crashed", error=f"{type(e).__name__}: {e}"[:280]),
                            hints=("agent.report_bug",))
     if not isinstance(result, CheckResult) or result.name != spec.name:
         return CheckResult(spec.name, Status.UNKNOWN, "check_crashed",
-                           f"check returned {type(result).__name__}, not its CheckResult",
+                           Summary("runner.bad_result", type=type(result).__name__),
                            hints=("agent.report_bug",))
     return result

@@ -35,6 +35,7 @@ from posdiag.i18n import Texts
 from posdiag.paths import Roots
 from posdiag.render import pad, width
 from posdiag.results import CheckResult, Verdict
+from posdiag.summary import in_language
 
 SCHEMA_ID = "posdiag.swipe_test/1"
 Outcome = Literal["ok", "problems", "no_swipe", "reader_error"]
@@ -208,7 +209,7 @@ def render_text(result: SwipeOutcome, t: Texts) -> str:
     lines = [f"{t.ui('swipe_title')} — {t.ui('swipe_reader')} {reader}"]
     if result.outcome == "reader_error" and result.failure is not None:
         f = result.failure
-        detail = f.summary if t.lang == "en" else f"{t.reason(f.reason)}：{f.summary}"
+        detail = in_language(f.summary, f.reason, t)
         lines.append(f"{t.ui('swipe_reader_error')}: {detail}")
         if f.hints:
             lines.append(f"{t.ui('what_to_do')}:")

@@ -88,9 +88,9 @@ def service_value(key: str) -> str | None:
 
 def test_unit_verifies_clean(analyze: str, tmp_path: Path) -> None:
     """``systemd-analyze verify`` checks that ExecStart= names an executable file, and
-    /opt/posdiag/bin/posdiag exists only on an installed terminal. So the unit is verified as a copy in
-    which only that path is replaced by an executable stub (same file name, so %n and the unit
-    name stay the same); every other line is the shipped one and must produce no output at all.
+    /opt/posdiag/bin/posdiag exists only on an installed terminal. So the unit is verified as a
+    copy in which only that path is replaced by an executable stub (same file name, so %n and the
+    unit name stay the same); every other line is the shipped one and must produce no output at all.
     The shipped file is verified too: its only permitted complaint is that missing binary.
     """
     stub = tmp_path / "bin" / "posdiag"

@@ -14,6 +14,7 @@ from posdiag.checks.base import CheckContext, CheckSpec
 from posdiag.config import CheckConfig, between, rule
 from posdiag.drivers.sysfs.power_supply import PowerSupply, read_power_supplies
 from posdiag.results import CheckResult, MetricValue, Verdict, skipped
+from posdiag.summary import Summary
 
 _CHARGING = frozenset({"Charging", "Full"})
 _HEALTH_FINE = frozenset({"Good", "Unknown"})
@@ -40,12 +41,17 @@ class PowerConfig(CheckConfig):
                    f"must be below low_percent ({self.low_percent}), not {self.critical_percent}")
 
 
-def _label(s: PowerSupply) -> str:
-    return f"{'UPS' if s.type == 'UPS' else 'battery'} {s.name}"
+def _label(s: PowerSupply) -> Summary:
+    return Summary("power.ups" if s.type == "UPS" else "power.battery", name=s.name)
 
 
-def _percent_text(p: float) -> str:
-    return f"{p:.0f}%"
+def _state(status: str | None) -> Summary:
+    """The kernel's status word (Charging, Discharging, Not charging, Full, Unknown) in words."""
+    known = {"charging", "discharging", "not charging", "full", "unknown"}
+    word = (status or "").lower()
+    if word in known:
+        return Summary("power.state." + word.replace(" ", "_"))
+    return Summary("power.state.other", status=status or "?")
 
 
 def _metric_percent(b: PowerSupply) -> MetricValue:
@@ -74,27 +80,28 @@ def _level_finding(v: Verdict, b: PowerSupply, cfg: PowerConfig, source: str | N
     """
     if b.status in _CHARGING:
         return False  # a low battery that charges is recovering, not a problem yet
-    state = (b.status or "state unknown").lower()
-    tail = f"{state}, {source}" if source else state
+    state = _state(b.status) if b.status else Summary("power.state.none")
+    tail: Summary | tuple[Summary, ...] = (state, source) if source else state
     hint = "power.check_charger" if external_online else "power.connect_charger"
     p = b.percent
     if p is not None:
         if p <= cfg.critical_percent:
             v.fail("battery_critical",
-                   f"{_label(b)} at {_percent_text(p)} (critical at {cfg.critical_percent}%), "
-                   f"{tail}", hint)
+                   Summary("power.battery_critical", battery=_label(b), percent=p,
+                           limit=cfg.critical_percent, tail=tail), hint)
             return True
         if p <= cfg.low_percent:
             v.warn("battery_low",
-                   f"{_label(b)} at {_percent_text(p)} (low at {cfg.low_percent}%), {tail}",
-                   hint)
+                   Summary("power.battery_low", battery=_label(b), percent=p,
+                           limit=cfg.low_percent, tail=tail), hint)
             return True
         return False
     if b.capacity_level == "Critical":  # no percentage, but the gauge says how bad it is
-        v.fail("battery_critical", f"{_label(b)} level Critical, {tail}", hint)
+        v.fail("battery_critical", Summary("power.level_critical", battery=_label(b),
+                                           tail=tail), hint)
         return True
     if b.capacity_level == "Low":
-        v.warn("battery_low", f"{_label(b)} level Low, {tail}", hint)
+        v.warn("battery_low", Summary("power.level_low", battery=_label(b), tail=tail), hint)
         return True
     return False
 
@@ -108,7 +115,14 @@ def _health_finding(v: Verdict, b: PowerSupply) -> None:
         hint = "power.calibrate_battery"
     else:
         hint = "power.replace_battery"
-    summary = f"{_label(b)} health is {b.health}"
+    health = {"Overheat": "overheat", "Dead": "dead", "Over voltage": "over_voltage",
+              "Unspecified failure": "failure", "Cold": "cold", "Watchdog timer expire":
+              "watchdog", "Safety timer expire": "safety_timer", "Over current": "over_current",
+              "Calibration required": "calibration", "Warm": "warm", "Cool": "cool",
+              "Hot": "hot"}.get(b.health)
+    summary = Summary("power.health", battery=_label(b),
+                      health=Summary("power.health." + health) if health
+                      else Summary("power.state.other", status=b.health))
     if b.health in _HEALTH_WARN:
         v.warn("battery_unhealthy", summary, hint)
     else:
@@ -122,7 +136,7 @@ def _voltage_finding(v: Verdict, b: PowerSupply) -> None:
     floor = lo if b.voltage_max_design_v is not None else lo * (1 - _NOMINAL_TOLERANCE)
     if now < floor:
         v.warn("battery_voltage_low",
-               f"{_label(b)} at {now:.2f} V, below its design minimum {lo:.2f} V",
+               Summary("power.voltage_low", battery=_label(b), volts=now, minimum=lo),
                "power.replace_battery")
 
 
@@ -133,8 +147,7 @@ def run(ctx: CheckContext, cfg: PowerConfig) -> CheckResult:
                  and s.present is not False and s.health != "No battery"]
     if not external and not batteries and not cfg.require_battery:
         return skipped(ctx.name, "not_applicable",
-                       "the kernel reports no power supply or battery "
-                       f"({len(supplies)} power_supply entries)")
+                       Summary("power.no_supply", entries=len(supplies)))
 
     v = Verdict(ctx.name)
     mains = _mains_online(external)
@@ -154,12 +167,12 @@ def run(ctx: CheckContext, cfg: PowerConfig) -> CheckResult:
     v.metric("battery_temp_c", primary.temp_c if primary else None)
 
     if cfg.require_battery and not batteries:
-        v.fail("no_battery", "no battery detected, but this terminal needs one",
+        v.fail("no_battery", Summary("power.no_battery"),
                "power.check_battery")
 
     for b in batteries:
         _health_finding(v, b)
-    source = "no external supply online" if external else "no external supply reported"
+    source = Summary("power.no_external_online" if external else "power.no_external")
     announced = False
     for b in batteries:
         # Every external supply saying offline settles it, whatever a battery's (often stale,
@@ -170,24 +183,28 @@ def run(ctx: CheckContext, cfg: PowerConfig) -> CheckResult:
             continue
         if runs_from and not announced:
             announced = True  # two batteries draining are one power cut
-            at = f" at {_percent_text(b.percent)}" if b.percent is not None else ""
-            v.warn("on_battery", f"running on {_label(b)}{at}: {source}",
+            at = Summary("power.on_battery_at", battery=_label(b), percent=b.percent) \
+                if b.percent is not None else _label(b)
+            v.warn("on_battery", Summary("power.on_battery", battery=at, source=source),
                    "power.check_mains_supply")
     for b in batteries:
         _voltage_finding(v, b)
 
     if online is not None:
-        feed = f"on external power ({online.name})"
+        feed = Summary("power.feed_online", name=online.name)
     elif mains is False:
-        feed = "external supply reports offline"
+        feed = Summary("power.feed_offline")
     else:
-        feed = "external supply state unknown"
+        feed = Summary("power.feed_unknown")
     if primary is None:
-        return v.result(f"{feed}, no battery")
+        return v.result(Summary("power.ok_no_battery", feed=feed))
     p = primary.percent
-    level = f" {_percent_text(p)}" if p is not None else ""
-    state = f" {primary.status.lower()}" if primary.status else ""
-    return v.result(f"{feed}, {_label(primary)}{level}{state}")
+    battery: Summary = _label(primary)
+    if p is not None:
+        battery = Summary("power.battery_percent", battery=battery, percent=p)
+    if primary.status:
+        battery = Summary("power.battery_state", battery=battery, state=_state(primary.status))
+    return v.result(Summary("power.ok", feed=feed, battery=battery))
 
 
 SPEC = CheckSpec("power", run, PowerConfig, timeout_s=5.0)

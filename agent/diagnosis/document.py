@@ -14,6 +14,7 @@ from posdiag.diagnosis.catalogue import Catalogue
 from posdiag.diagnosis.engine import Diagnosis, Evidence, RankedCause
 from posdiag.i18n import Texts, catalog
 from posdiag.report import rfc3339
+from posdiag.summary import localized
 
 SCHEMA_ID = "posdiag.diagnosis/1"
 
@@ -38,7 +39,7 @@ def _steps(texts: Texts, ids: tuple[str, ...]) -> list[dict[str, Any]]:
 
 def _evidence(texts: Texts, e: Evidence) -> dict[str, Any]:
     return {"check": e.check, "status": str(e.status), "reason": e.reason,
-            "reason_title": texts.reason(e.reason), "summary": e.summary,
+            "reason_title": texts.reason(e.reason), "summary": localized(e.summary, texts),
             "metrics": dict(e.metrics), "hints": list(e.hints), "weight": e.weight}
 
 

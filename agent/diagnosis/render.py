@@ -14,6 +14,7 @@ from posdiag.diagnosis.engine import Diagnosis, Evidence, RankedCause
 from posdiag.i18n import Texts
 from posdiag.render import width
 from posdiag.results import MetricValue, Status
+from posdiag.summary import in_language
 
 _MARK = {Status.OK: "✔", Status.WARN: "▲", Status.FAIL: "✖", Status.UNKNOWN: "?",
          Status.SKIPPED: "–"}
@@ -53,7 +54,7 @@ def _wrap(text: str, indent: str, first: str | None = None) -> list[str]:
 
 def _evidence_lines(t: Texts, e: Evidence) -> list[str]:
     status = t.status(str(e.status))
-    what = e.summary if t.lang == "en" else f"{t.reason(e.reason)}：{e.summary}"
+    what = in_language(e.summary, e.reason, t)
     against = f"({t.ui('diag_against')}) " if e.weight < 0 else ""
     lines = _wrap(f"{against}[{e.check}] {status} {e.reason}: {what}", "       ", "     - ")
     if e.metrics:

@@ -18,11 +18,13 @@ HINT = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 def hint_literals() -> dict[str, str]:
     """Every string constant in the checks that looks like a hint id of a known area."""
     areas = {k.split(".")[0] for k in catalog("en")["hint"]}
+    summaries = set(catalog("en")["summary"])  # summary ids share the area.name shape
     found: dict[str, str] = {}
     for path in CHECKS_DIR.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and HINT.match(node.value) and node.value.split(".")[0] in areas:
+                    and HINT.match(node.value) and node.value.split(".")[0] in areas \
+                    and node.value not in summaries:
                 found[node.value] = path.name
     return found
 
@@ -46,6 +48,8 @@ def test_chinese_texts_are_chinese():
         if section == "status" or section == "ui":
             continue
         for key, text in entries.items():
+            if section == "summary" and not re.search(r"[A-Za-z]", re.sub(r"{[^}]*}", "", text)):
+                continue  # pure composition of other phrases: "{feed}，{battery}"
             assert re.search(r"[\u4e00-\u9fff]", text), f"[{section}] {key} is not translated"
 
 
@@ -88,3 +92,46 @@ def test_reason_codes_doc_lists_exactly_the_catalog():
     doc = (CHECKS_DIR.parents[1] / "docs" / "reason-codes.md").read_text()
     documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", doc, re.M))
     assert documented == set(catalog("en")["reason"])
+
+
+def summary_ids_in_code() -> dict[str, str]:
+    """Every literal message id given to ``Summary(...)`` anywhere in the package."""
+    found: dict[str, str] = {}
+    for path in CHECKS_DIR.parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Summary" \
+                    and node.args and isinstance(node.args[0], ast.Constant):
+                found[node.args[0].value] = path.name
+    return found
+
+
+def test_every_summary_id_in_the_code_has_texts():
+    used = summary_ids_in_code()
+    assert len(used) > 20
+    missing = {k: f for k, f in used.items() if k not in catalog("en")["summary"]}
+    assert not missing
+
+
+def test_summary_templates_take_the_same_arguments_in_every_language():
+    from posdiag.summary import placeholders
+
+    en, zh = catalog("en")["summary"], catalog("zh_CN")["summary"]
+    for key, template in en.items():
+        assert placeholders(template) == placeholders(zh[key]), key
+
+
+def test_a_summary_is_english_text_that_can_be_said_in_chinese():
+    from posdiag.summary import Summary, from_dict, localized
+
+    s = Summary("power.battery_low", battery=Summary("power.battery", name="BAT0"),
+                percent=12.4, limit=20, tail=(Summary("power.state.discharging"),
+                                              Summary("power.no_external_online")))
+    assert s == "battery BAT0 at 12% (low at 20%), discharging, no external supply online"
+    assert localized(s, Texts("zh_CN")) == \
+        "电池 BAT0 电量 12%（20% 即为偏低），正在放电，没有接通的外部电源"
+    assert localized("plain", Texts("zh_CN")) == "plain"
+    again = from_dict(s.to_dict())
+    assert again == s and again.localized(Texts("zh_CN")) == s.localized(Texts("zh_CN"))
+    assert from_dict({"id": "no.such.id", "args": {}}) is None
+    with pytest.raises(KeyError):
+        Summary("no.such.id")

@@ -66,7 +66,7 @@ def test_chinese_alias_and_language(capsys, config) -> None:
     code = main(["diagnose", "电量不足", "--lang", "zh_CN", *ON_BATTERY, *config])
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1] == "最可能的原因: 电池电量不足"
-    assert "电池电量低：battery BAT0 at 12%" in out
+    assert "battery_low: 电池 BAT0 电量 12%（20% 即为偏低）" in out
     assert "1. 立即把终端接上充电器，并插到有电的插座上。" in out
     assert code == 1
 
