@@ -8,7 +8,7 @@ Chinese. Templates live in the locale catalogs under ``[summary]`` (``<lang>.sum
 
 Arguments are numbers, identifiers (device paths, interface names, host names: not translated),
 other ``Summary`` values (a phrase inside a phrase), or tuples of those, joined with the
-language's list separator.
+language's list separator (``…clauses`` arguments with its clause separator).
 """
 
 from __future__ import annotations
@@ -99,8 +99,12 @@ def _render(cat: Mapping[str, Mapping[str, str]], key: str, args: Mapping[str, A
     template = cat.get("summary", {}).get(key)
     if template is None:
         raise KeyError(f"no summary text {key!r} in the locale catalog")
-    sep = cat.get("ui", {}).get("list_separator", ", ")
-    return template.format_map({k: _value(cat, v, sep) for k, v in args.items()})
+    ui = cat.get("ui", {})
+    # A tuple argument is a list ("a, b"); one whose name ends in "clauses" holds whole
+    # statements, joined more strongly ("a; b"), as English and Chinese punctuation do.
+    seps = (ui.get("list_separator", ", "), ui.get("clause_separator", "; "))
+    return template.format_map({k: _value(cat, v, seps[k.endswith("clauses")])
+                                for k, v in args.items()})
 
 
 def _value(cat: Mapping[str, Mapping[str, str]], v: Any, sep: str) -> Any:

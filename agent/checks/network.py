@@ -32,6 +32,7 @@ from posdiag.drivers.procfs.net_wireless import WirelessStats, read_wireless
 from posdiag.drivers.resolv_conf import ResolverConfig, read_resolver
 from posdiag.drivers.sysfs.net import NetInterface, read_interfaces
 from posdiag.results import CheckResult, Verdict
+from posdiag.summary import Summary
 
 DEFAULT_IGNORE = ("lo", "docker*", "veth*", "br-*", "virbr*")
 
@@ -87,16 +88,16 @@ def _select(ifaces: Sequence[NetInterface], cfg: NetworkConfig) -> list[NetInter
     return chosen
 
 
-def _link_problem(i: NetInterface) -> str:
+def _link_problem(i: NetInterface) -> Summary:
     if i.admin_up is False:
-        return f"{i.name} is switched off (administratively down)"
+        return Summary("network.admin_down", iface=i.name)
     if i.operstate == "dormant":
-        return f"{i.name} is waiting for Wi-Fi authentication"
+        return Summary("network.dormant", iface=i.name)
     if i.kind == "wifi":
-        return f"{i.name} is not connected to a Wi-Fi network"
+        return Summary("network.wifi_not_connected", iface=i.name)
     if i.kind == "ethernet":
-        return f"{i.name} has no link (cable unplugged or switch port dead)"
-    return f"{i.name} has no link ({i.operstate or 'state unknown'})"
+        return Summary("network.no_carrier", iface=i.name)
+    return Summary("network.no_link", iface=i.name, state=i.operstate or "?")
 
 
 def _link_hints(ifaces: Iterable[NetInterface]) -> list[str]:
@@ -179,16 +180,18 @@ def run(ctx: CheckContext, cfg: NetworkConfig) -> CheckResult:
 
     if cfg.require_interface and required is None:
         v.metric("interfaces_up", 0)
-        v.fail("no_interface", f"required network interface {cfg.require_interface} does not "
-               f"exist (found: {', '.join(i.name for i in all_ifaces) or 'none'})",
+        v.fail("no_interface", Summary("network.required_missing", iface=cfg.require_interface,
+                                       found=tuple(i.name for i in all_ifaces) or "-"),
                "network.check_adapter")
-        return v.result("")
+        return v.result(Summary("network.failed"))
     if not selected:
         v.metric("interfaces_up", 0)
         others = [i.name for i in all_ifaces if not i.is_loopback]
-        detail = f"only virtual or ignored ones: {', '.join(others)}" if others else "none at all"
-        v.fail("no_interface", f"no network adapter found ({detail})", "network.check_adapter")
-        return v.result("")
+        detail = (Summary("network.only_virtual", names=tuple(others)) if others
+                  else Summary("network.none_at_all"))
+        v.fail("no_interface", Summary("network.no_adapter", detail=detail),
+               "network.check_adapter")
+        return v.result(Summary("network.failed"))
 
     up = [i for i in selected if i.link_up]
     v.metric("interfaces_up", len(up))
@@ -230,11 +233,12 @@ def run(ctx: CheckContext, cfg: NetworkConfig) -> CheckResult:
     # 1. link
     if required is not None and not required.link_up:
         v.fail("link_down", _link_problem(required), *_link_hints([required]))
-        return v.result("")
+        return v.result(Summary("network.failed"))
     if not up:
-        v.fail("link_down", "; ".join(_link_problem(i) for i in selected),
+        v.fail("link_down", Summary("network.links", clauses=tuple(_link_problem(i)
+                                                                   for i in selected)),
                *_link_hints(selected))
-        return v.result("")
+        return v.result(Summary("network.failed"))
 
     # 2. address
     users = [required] if required is not None else up
@@ -243,60 +247,67 @@ def run(ctx: CheckContext, cfg: NetworkConfig) -> CheckResult:
         self_assigned = [(i.name, a) for i in users for a in addrs.link_local_v4(i.name)]
         if self_assigned:
             name, a = self_assigned[0]
-            v.fail("no_address", f"{name} has only the self-assigned address {a}: no answer "
-                   "from a DHCP server", "network.check_dhcp")
+            v.fail("no_address", Summary("network.self_assigned", iface=name, address=a),
+                   "network.check_dhcp")
         else:
-            names = ", ".join(i.name for i in users)
-            v.fail("no_address", f"{names} {'is' if len(users) == 1 else 'are'} up but "
-                   "without an IP address", "network.check_dhcp", "network.check_ip_settings")
-        return v.result("")
+            names = tuple(i.name for i in users)
+            v.fail("no_address", Summary("network.no_ip_one" if len(users) == 1
+                                         else "network.no_ip_many", names=names),
+                   "network.check_dhcp", "network.check_ip_settings")
+        return v.result(Summary("network.failed"))
 
     # 3. default route
     if r4 is None and r6 is None:
         stale = best_default(r for r in (*routes4, *routes6) if r.iface in dead)
         if stale is not None:
-            why = f"the only default route goes through {stale.iface}, which has no link"
+            why = Summary("network.stale_route", iface=stale.iface)
         else:
-            why = "no gateway configured"
-        v.fail("no_default_route", f"no default route: {why}", "network.check_gateway")
+            why = Summary("network.no_gateway")
+        v.fail("no_default_route", Summary("network.no_default_route", why=why),
+               "network.check_gateway")
 
     # 4. DNS
     if not res.present:
-        v.fail("no_dns_servers", "no DNS servers: /etc/resolv.conf is missing",
+        v.fail("no_dns_servers", Summary("network.no_dns", why=Summary("network.no_resolv")),
                "network.check_dns_settings")
     elif not res.servers:
-        where = ("systemd-resolved has no upstream DNS server" if res.stub
-                 else "/etc/resolv.conf lists no nameserver")
-        v.fail("no_dns_servers", f"no DNS servers: {where}", "network.check_dns_settings")
+        where = Summary("network.resolved_empty" if res.stub else "network.resolv_empty")
+        v.fail("no_dns_servers", Summary("network.no_dns", why=where),
+               "network.check_dns_settings")
 
     # 5. Wi-Fi signal of the Wi-Fi that carries the traffic
     in_use = wifi_stats.get(wifi.name) if wifi else None
     if in_use is not None and in_use.level_dbm is not None:
         level = in_use.level_dbm
         if level <= cfg.wifi_fail_dbm:
-            v.fail("weak_wifi_signal", f"Wi-Fi signal on {in_use.iface} is {level} dBm "
-                   f"(fails at {cfg.wifi_fail_dbm} dBm)", "network.improve_wifi_signal")
+            v.fail("weak_wifi_signal", Summary("network.wifi_fail", iface=in_use.iface,
+                                               dbm=level, limit=cfg.wifi_fail_dbm),
+                   "network.improve_wifi_signal")
         elif level <= cfg.wifi_warn_dbm:
-            v.warn("weak_wifi_signal", f"Wi-Fi signal on {in_use.iface} is {level} dBm "
-                   f"(warns at {cfg.wifi_warn_dbm} dBm)", "network.improve_wifi_signal")
+            v.warn("weak_wifi_signal", Summary("network.wifi_warn", iface=in_use.iface,
+                                               dbm=level, limit=cfg.wifi_warn_dbm),
+                   "network.improve_wifi_signal")
 
     return v.result(_ok_summary(with_address, addrs, r4, r6, res, in_use))
 
 
 def _ok_summary(with_address: Sequence[NetInterface], addrs: _Addresses, r4: Route4 | None,
-                r6: Route6 | None, res: ResolverConfig, wifi: WirelessStats | None) -> str:
+                r6: Route6 | None, res: ResolverConfig, wifi: WirelessStats | None) -> Summary:
     parts = []
     for i in with_address:
-        speed = f" ({i.speed_mbps} Mb/s)" if i.speed_mbps else ""
-        parts.append(f"{i.name} {addrs.global_on(i.name)[0]}{speed}")
+        address = addrs.global_on(i.name)[0]
+        parts.append(Summary("network.addr_speed", iface=i.name, address=address,
+                             speed=i.speed_mbps) if i.speed_mbps
+                     else Summary("network.addr", iface=i.name, address=address))
     route = r4 or r6
     if route is not None:
         gw = _gateway(route)
-        parts.append(f"default via {gw} ({route.iface})" if gw else f"default via {route.iface}")
-    parts.append(f"DNS {_servers(res)}")
+        parts.append(Summary("network.via_gateway", gateway=gw, iface=route.iface) if gw
+                     else Summary("network.via_iface", iface=route.iface))
+    parts.append(Summary("network.dns", servers=_servers(res)))
     if wifi is not None and wifi.level_dbm is not None:
-        parts.append(f"Wi-Fi {wifi.level_dbm} dBm")
-    return "; ".join(parts)
+        parts.append(Summary("network.wifi_level", dbm=wifi.level_dbm))
+    return Summary("network.ok", clauses=tuple(parts))
 
 
 SPEC = CheckSpec("network", run, NetworkConfig, timeout_s=5.0)

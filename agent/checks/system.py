@@ -22,6 +22,7 @@ from posdiag.drivers.statvfs import DiskSpace, disk_space
 from posdiag.drivers.sysfs.cpu import online_cpu_count
 from posdiag.drivers.sysfs.thermal import ThermalZone, read_thermal_zones
 from posdiag.results import CheckResult, Verdict
+from posdiag.summary import Summary
 
 _MIB = 1024
 
@@ -66,7 +67,7 @@ def _slug(path: str) -> str:
     return s or "root"
 
 
-def _disk(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
+def _disk(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[Summary]:
     """Free space and inodes of each configured path that exists; returns summary parts."""
     seen: set[int] = set()
     worst: tuple[float, str] | None = None
@@ -74,14 +75,15 @@ def _disk(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
         try:
             space = disk_space(ctx.roots.root(mount), ctx.remaining(2.0))
         except DeviceTimeout as e:
-            v.unknown("timeout", f"{mount}: file system did not answer within {e.timeout_s:g} s",
+            v.unknown("timeout", Summary("system.fs_timeout", mount=mount, seconds=e.timeout_s),
                       "system.check_storage")
             continue
         except PermissionDenied:
-            v.unknown("permission_denied", f"{mount}: not allowed to query free space")
+            v.unknown("permission_denied", Summary("system.fs_denied", mount=mount))
             continue
         except DriverError as e:
-            v.unknown("io_error", f"{mount}: {e.message}", "system.check_storage")
+            v.unknown("io_error", Summary("system.fs_error", mount=mount, error=e.message),
+                      "system.check_storage")
             continue
         if space is None:
             continue  # not on this terminal
@@ -95,7 +97,7 @@ def _disk(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
         seen.add(space.device)
         _judge_disk(v, cfg, mount, space)
     v.metric("disk_free_percent_min", worst[0] if worst else None)
-    return [f"disk {worst[0]:.0f}% free ({worst[1]})"] if worst else []
+    return [Summary("system.disk_part", percent=worst[0], mount=worst[1])] if worst else []
 
 
 def _judge_disk(v: Verdict, cfg: SystemConfig, mount: str, space: DiskSpace) -> None:
@@ -103,24 +105,24 @@ def _judge_disk(v: Verdict, cfg: SystemConfig, mount: str, space: DiskSpace) -> 
     mib = space.available_mib
     hint = "system.free_disk_space"
     if pct is not None and pct < cfg.disk_fail_percent:
-        v.fail("disk_low", f"{mount}: {pct:.1f}% free ({mib:.0f} MiB), "
-                           f"fail below {cfg.disk_fail_percent:g}%", hint)
+        v.fail("disk_low", Summary("system.disk_fail", mount=mount, percent=pct, mib=mib,
+                                   limit=cfg.disk_fail_percent), hint)
     elif cfg.disk_fail_mib and mib < cfg.disk_fail_mib:
-        v.fail("disk_low", f"{mount}: {mib:.0f} MiB free, fail below {cfg.disk_fail_mib} MiB",
-               hint)
+        v.fail("disk_low", Summary("system.disk_fail_mib", mount=mount, mib=mib,
+                                   limit=cfg.disk_fail_mib), hint)
     elif pct is not None and pct < cfg.disk_warn_percent:
-        v.warn("disk_low", f"{mount}: {pct:.1f}% free ({mib:.0f} MiB), "
-                           f"warn below {cfg.disk_warn_percent:g}%", hint)
+        v.warn("disk_low", Summary("system.disk_warn", mount=mount, percent=pct, mib=mib,
+                                   limit=cfg.disk_warn_percent), hint)
     inodes = space.inodes_available_percent
     if inodes is None:
         return
     # Out of inodes is "disk full" for every writer, whatever the free bytes say.
     if inodes < cfg.disk_fail_percent:
-        v.fail("disk_low", f"{mount}: {inodes:.1f}% inodes free, "
-                           f"fail below {cfg.disk_fail_percent:g}%", hint)
+        v.fail("disk_low", Summary("system.inodes_fail", mount=mount, percent=inodes,
+                                   limit=cfg.disk_fail_percent), hint)
     elif inodes < cfg.disk_warn_percent:
-        v.warn("disk_low", f"{mount}: {inodes:.1f}% inodes free, "
-                           f"warn below {cfg.disk_warn_percent:g}%", hint)
+        v.warn("disk_low", Summary("system.inodes_warn", mount=mount, percent=inodes,
+                                   limit=cfg.disk_warn_percent), hint)
 
 
 def _readonly(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> bool:
@@ -130,20 +132,21 @@ def _readonly(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> bool:
         v.metric("readonly_mounts_count", None)
         return False
     hit: dict[str, list[str]] = {}
-    described: dict[str, str] = {}
+    described: dict[str, Summary] = {}
     for path in cfg.writable_mounts:
         m = covering_mount(mounts, path)
         if m is not None and m.read_only:
             hit.setdefault(m.mount_point, []).append(path)
-            described[m.mount_point] = f"{m.source} on {m.mount_point}, {m.fstype}"
+            described[m.mount_point] = Summary("system.mount", source=m.source,
+                                               mount=m.mount_point, fstype=m.fstype)
     v.metric("readonly_mounts_count", len(hit))
     for mp, paths in hit.items():
-        v.fail("fs_readonly", f"{', '.join(paths)} on a read-only file system "
-                              f"({described[mp]})", "system.check_storage")
+        v.fail("fs_readonly", Summary("system.readonly", paths=tuple(paths),
+                                      mount=described[mp]), "system.check_storage")
     return True
 
 
-def _memory(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
+def _memory(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[Summary]:
     mi = read_meminfo(ctx.roots.procfs)
     v.metric("memory_total_mib", round(mi.total_kib / _MIB, 1) if mi else None)
     v.metric("memory_available_mib", round(mi.available_kib / _MIB, 1) if mi else None)
@@ -151,18 +154,17 @@ def _memory(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
     if mi is None:
         return []
     pct = mi.available_percent
-    text = f"{pct:.1f}% memory available ({mi.available_kib / _MIB:.0f} of " \
-           f"{mi.total_kib / _MIB:.0f} MiB)"
+    amounts = {"percent": pct, "available": mi.available_kib / _MIB, "total": mi.total_kib / _MIB}
     if pct < cfg.memory_fail_percent:
-        v.fail("memory_low", f"{text}, fail below {cfg.memory_fail_percent:g}%",
-               "system.free_memory")
+        v.fail("memory_low", Summary("system.memory_fail", **amounts,
+                                     limit=cfg.memory_fail_percent), "system.free_memory")
     elif pct < cfg.memory_warn_percent:
-        v.warn("memory_low", f"{text}, warn below {cfg.memory_warn_percent:g}%",
-               "system.free_memory")
-    return [f"memory {pct:.0f}% available"]
+        v.warn("memory_low", Summary("system.memory_warn", **amounts,
+                                     limit=cfg.memory_warn_percent), "system.free_memory")
+    return [Summary("system.memory_part", percent=pct)]
 
 
-def _load(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
+def _load(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[Summary]:
     la = read_loadavg(ctx.roots.procfs)
     cpus = online_cpu_count(ctx.roots.sysfs) or read_processor_count(ctx.roots.procfs)
     per_cpu = la.load1 / cpus if la and cpus else None
@@ -174,26 +176,27 @@ def _load(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
     if la is None or per_cpu is None:
         return []
     if per_cpu > cfg.load_warn_per_cpu:
-        v.warn("load_high", f"load {la.load1:.2f} on {cpus} CPU(s) = {per_cpu:.2f} per CPU, "
-                            f"warn above {cfg.load_warn_per_cpu:g}", "system.check_load")
-    return [f"load {per_cpu:.2f}/CPU"]
+        v.warn("load_high", Summary("system.load_warn", load=la.load1, cpus=cpus,
+                                    per_cpu=per_cpu, limit=cfg.load_warn_per_cpu),
+               "system.check_load")
+    return [Summary("system.load_part", per_cpu=per_cpu)]
 
 
-def _limits(zone: ThermalZone, cfg: SystemConfig) -> tuple[float, str, float, str]:
+def _limits(zone: ThermalZone, cfg: SystemConfig) -> tuple[float, Summary, float, Summary]:
     """(warn °C, why, fail °C, why): the configured limits, lowered by the zone's own trips."""
-    warn, warn_why = cfg.temp_warn_c, f"warn at {cfg.temp_warn_c:g} °C"
-    fail, fail_why = cfg.temp_fail_c, f"fail at {cfg.temp_fail_c:g} °C"
+    warn, warn_why = cfg.temp_warn_c, Summary("system.temp_warn_at", limit=cfg.temp_warn_c)
+    fail, fail_why = cfg.temp_fail_c, Summary("system.temp_fail_at", limit=cfg.temp_fail_c)
     if cfg.use_trip_points:
         passive = zone.lowest_trip_c("passive", "hot")
         if passive is not None and passive < warn:
-            warn, warn_why = passive, f"throttling trip {passive:g} °C"
+            warn, warn_why = passive, Summary("system.trip_passive", limit=passive)
         critical = zone.lowest_trip_c("critical")
         if critical is not None and critical < fail:
-            fail, fail_why = critical, f"critical trip {critical:g} °C"
+            fail, fail_why = critical, Summary("system.trip_critical", limit=critical)
     return warn, warn_why, fail, fail_why
 
 
-def _thermal(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
+def _thermal(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[Summary]:
     ignored = set(cfg.ignore_thermal_zones)
     zones = [z for z in read_thermal_zones(ctx.roots.sysfs)
              if z.name not in ignored and z.type not in ignored and z.temp_c is not None]
@@ -205,13 +208,17 @@ def _thermal(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
         t = z.temp_c or 0.0
         warn, warn_why, fail, fail_why = _limits(z, cfg)
         if t >= fail:
-            v.fail("overheating", f"{z.label} at {t:.1f} °C ({fail_why})", "system.cool_down")
+            v.fail("overheating", Summary("system.hot", zone=z.label, temp=t, why=fail_why),
+                   "system.cool_down")
         elif t >= warn:
-            v.warn("overheating", f"{z.label} at {t:.1f} °C ({warn_why})", "system.cool_down")
-    return [f"max {hottest.temp_c:.0f} °C"] if hottest and hottest.temp_c is not None else []
+            v.warn("overheating", Summary("system.hot", zone=z.label, temp=t, why=warn_why),
+                   "system.cool_down")
+    if hottest is None or hottest.temp_c is None:
+        return []
+    return [Summary("system.temp_part", temp=hottest.temp_c)]
 
 
-def _uptime(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
+def _uptime(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[Summary]:
     up = uptime_s(ctx.roots.procfs)
     if up is not None and not 0 <= up < 1e10:  # "nan", "inf" or negative: not an uptime
         up = None
@@ -221,7 +228,9 @@ def _uptime(ctx: CheckContext, cfg: SystemConfig, v: Verdict) -> list[str]:
     if up is None:
         return []
     days, rest = divmod(int(up), 86400)
-    return [f"up {days}d {rest // 3600}h" if days else f"up {rest // 3600}h {rest % 3600 // 60}m"]
+    if days:
+        return [Summary("system.up_days", days=days, hours=rest // 3600)]
+    return [Summary("system.up_hours", hours=rest // 3600, minutes=rest % 3600 // 60)]
 
 
 def run(ctx: CheckContext, cfg: SystemConfig) -> CheckResult:
@@ -232,8 +241,9 @@ def run(ctx: CheckContext, cfg: SystemConfig) -> CheckResult:
     heat = _thermal(ctx, cfg, v)
     parts = disk + _memory(ctx, cfg, v) + _load(ctx, cfg, v) + heat + _uptime(ctx, cfg, v)
     if not parts and not have_mounts and not v.findings:
-        v.unknown("no_data", f"nothing readable under {ctx.roots.procfs} or {ctx.roots.sysfs}")
-    return v.result(", ".join(parts))
+        v.unknown("no_data", Summary("system.no_data", procfs=str(ctx.roots.procfs),
+                                     sysfs=str(ctx.roots.sysfs)))
+    return v.result(Summary("system.ok", parts=tuple(parts)))
 
 
 SPEC = CheckSpec("system", run, SystemConfig, timeout_s=8.0)
