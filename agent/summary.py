@@ -22,6 +22,10 @@ from posdiag.i18n import Texts, catalog
 
 Arg: TypeAlias = "str | int | float | bool | Summary | tuple[Arg, ...] | None"
 _FORMATTER = string.Formatter()
+# Arguments a language may leave out of a template (every other one must appear in all of them):
+# ``detail`` is a driver's or library's own English text, ``kind`` a translated phrase for the same
+# thing; English shows the detail, Chinese the phrase (with the detail in brackets, or without).
+OPTIONAL_ARGS = frozenset({"detail", "kind"})
 
 
 class Summary(str):

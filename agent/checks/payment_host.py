@@ -21,6 +21,7 @@ from posdiag.checks.base import CheckContext, CheckSpec
 from posdiag.config import CheckConfig, between, optional_file, port_number, rule
 from posdiag.drivers.netprobe import ProbeFailure, ProbeReport, ProbeTarget, probe
 from posdiag.results import CheckResult, Verdict, skipped
+from posdiag.summary import Summary
 
 NAME = "payment_host"
 _MARGIN_S = 0.15  # kept back from the check deadline to build the result
@@ -61,6 +62,8 @@ _FAILURES: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("tls", "error"): ("tls_failed", ("host.contact_acquirer",)),
     ("tls", "ca_file"): ("ca_file_invalid", ("host.check_ca_file",)),
 }
+# Every (layer, kind) a probe failure can have, in words (locale [summary] payment_host.kind.*).
+_KIND_TEXTS = frozenset(f"payment_host.kind.{layer}_{kind}" for layer, kind in _FAILURES)
 _CERT_HINTS: dict[str, tuple[str, ...]] = {
     "cert_expired": ("host.renew_certificate", "clock.sync_time"),
     "cert_not_yet_valid": ("clock.sync_time",),
@@ -134,34 +137,34 @@ class PaymentHostConfig(CheckConfig):
 
 def run(ctx: CheckContext, cfg: PaymentHostConfig) -> CheckResult:
     if not cfg.targets:
-        return skipped(ctx.name, "not_configured",
-                       "no payment host configured ([[checks.payment_host.targets]])")
+        return skipped(ctx.name, "not_configured", Summary("payment_host.not_configured"))
     deadline = time.monotonic() + max(0.05, ctx.remaining() - _MARGIN_S)
     reports = _probe_all(cfg, deadline)
 
     v = Verdict(ctx.name)
     now = time.time()
-    reachable: list[str] = []
+    reachable: list[Summary] = []
     min_days: int | None = None
     for target in cfg.targets:
         report = reports.get(target.name)
         if report is None:  # the thread overran the deadline: tell, but do not guess why
             _metrics(v, target.name, None, None, None)
-            v.unknown("timeout", f"{target.name}: no result within the check's time limit",
+            v.unknown("timeout", Summary("payment_host.overran", name=target.name),
                       "host.check_firewall")
             continue
         days = _days_left(report, now)
         layer = _judge(v, target, report, days)
         _metrics(v, target.name, report, days, layer)
         if report.ok:  # a certificate about to expire still connects
-            reachable.append(f"{target.name} {_total_ms(report):.0f} ms")
+            reachable.append(Summary("payment_host.rtt", name=target.name,
+                                     ms=_total_ms(report)))
             if days is not None:
                 min_days = days if min_days is None else min(min_days, days)
     v.metric("targets_total", len(cfg.targets))
     v.metric("targets_reachable", len(reachable))
-    summary = f"{len(reachable)} payment host(s) reachable: {', '.join(reachable)}"
+    summary = Summary("payment_host.reachable", count=len(reachable), hosts=tuple(reachable))
     if min_days is not None:
-        summary += f"; certificates valid {min_days}+ days"
+        summary = Summary("payment_host.reachable_certs", reachable=summary, days=min_days)
     return v.result(summary)
 
 
@@ -191,14 +194,16 @@ def _judge(v: Verdict, t: TargetConfig, report: ProbeReport, days: int | None) -
     f = report.failure
     if f is not None:
         reason, hints, layer = _classify(f)
-        v.fail(reason, f"{t.name} [{layer}]: {_describe(reason, f, report.target)}", *hints)
+        v.fail(reason, Summary("payment_host.failure", name=t.name, layer=layer,
+                               what=_describe(reason, f, report.target)), *hints)
         return layer
     if days is not None and days < t.cert_warn_days:
         cert = report.session.certificate if report.session else None
         until = _date(cert.not_after) if cert else "?"
         v.warn("cert_expiring",
-               f"{t.name} [cert]: certificate of {report.target.verify_name} expires in "
-               f"{days} days ({until}, warning at {t.cert_warn_days})", "host.renew_certificate")
+               Summary("payment_host.expiring", name=t.name, host=report.target.verify_name,
+                       days=days, until=until, limit=t.cert_warn_days),
+               "host.renew_certificate")
         return "cert"
     return None
 
@@ -213,19 +218,23 @@ def _classify(f: ProbeFailure) -> tuple[str, tuple[str, ...], str]:
     return reason, hints, f.layer
 
 
-def _describe(reason: str, f: ProbeFailure, target: ProbeTarget) -> str:
+def _describe(reason: str, f: ProbeFailure, target: ProbeTarget) -> Summary:
     name = target.verify_name
     if reason == "cert_not_yet_valid":
-        return f"certificate of {name} is not valid yet (is the terminal's clock behind?)"
+        return Summary("payment_host.not_yet_valid", host=name)
     if reason == "cert_expired":
-        return f"certificate of {name} has expired (or the terminal's clock is ahead)"
+        return Summary("payment_host.expired", host=name)
     if reason == "hostname_mismatch":
-        return f"certificate of {target} is not issued for {name}"
+        return Summary("payment_host.mismatch", target=str(target), host=name)
     if reason == "cert_untrusted":
-        return f"certificate of {target} is not from a trusted CA ({f.detail})"
+        return Summary("payment_host.untrusted", target=str(target), detail=f.detail)
     if f.kind == "verify":
-        return f"certificate of {target} rejected: {f.detail}"
-    return f.detail
+        return Summary("payment_host.rejected", target=str(target), detail=f.detail)
+    # The probe's own line (addresses, errno text) stays as evidence; the kind says it in words.
+    kind = f"payment_host.kind.{f.layer}_{f.kind}"
+    if kind not in _KIND_TEXTS:
+        kind = "payment_host.kind.other"
+    return Summary("payment_host.probe", detail=f.detail, kind=Summary(kind))
 
 
 def _days_left(report: ProbeReport, now: float) -> int | None:
