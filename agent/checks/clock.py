@@ -29,6 +29,7 @@ from posdiag.drivers.errors import DriverError, NotSupported, ProtocolError
 from posdiag.drivers.sysfs.rtc import read_rtc
 from posdiag.drivers.timex import AdjtimexCall, KernelClock, read_kernel_clock
 from posdiag.results import CheckResult, Status, Verdict
+from posdiag.summary import Summary
 
 if TYPE_CHECKING:
     from posdiag.drivers.http_date import ServerTime
@@ -69,18 +70,18 @@ class ClockConfig(CheckConfig):
             yield ("ca_file", "is only used with skew_url, which is empty")
 
 
-def _direction(skew_s: float) -> str:
-    return "ahead of" if skew_s > 0 else "behind"
+def _direction(skew_s: float) -> Summary:
+    return Summary("clock.ahead" if skew_s > 0 else "clock.behind")
 
 
 def _kernel(v: Verdict, cfg: ClockConfig, adjtimex: AdjtimexCall | None) -> KernelClock | None:
     try:
         kc = read_kernel_clock(adjtimex)
     except NotSupported as e:
-        v.unknown("not_supported", f"cannot read the kernel clock state: {e.message}")
+        v.unknown("not_supported", Summary("clock.unreadable", detail=e.message))
         return None
     except DriverError as e:
-        v.unknown("clock_unreadable", f"cannot read the kernel clock state: {e.message}")
+        v.unknown("clock_unreadable", Summary("clock.unreadable", detail=e.message))
         return None
     v.metric("clock_synced", kc.synchronized)
     v.metric("clock_state", kc.state_name)
@@ -89,8 +90,7 @@ def _kernel(v: Verdict, cfg: ClockConfig, adjtimex: AdjtimexCall | None) -> Kern
     v.metric("clock_maxerror_ms", kc.maxerror_us / 1000)
     if not kc.synchronized:
         v.add(Status(cfg.unsynced_status), "clock_unsynced",
-              "system clock is not synchronised: no time service is keeping it right "
-              f"(error bound {kc.maxerror_us / 1e6:g} s)", "clock.enable_time_sync")
+              Summary("clock.unsynced", bound=kc.maxerror_us / 1e6), "clock.enable_time_sync")
     return kc
 
 
@@ -106,27 +106,29 @@ def _skew(v: Verdict, ctx: CheckContext, cfg: ClockConfig) -> ServerTime | None:
                                context=context)
     except ProtocolError as e:
         if e.kind == "cert_not_yet_valid":
-            v.fail("clock_skew", f"the TLS certificate of {target.host} is not yet valid by this "
-                   f"clock ({now}): the clock is behind", "clock.set_time",
+            v.fail("clock_skew", Summary("clock.cert_not_yet_valid", host=target.host, now=now),
+                   "clock.set_time",
                    "clock.enable_time_sync")
         elif e.kind == "cert_expired":
-            v.warn("skew_source_unreachable", f"the TLS certificate of {target.host} has expired "
-                   f"by this clock ({now}): either it did, or the clock is ahead",
+            v.warn("skew_source_unreachable",
+                   Summary("clock.cert_expired", host=target.host, now=now),
                    "clock.check_skew_source", "clock.set_time")
         else:
-            v.warn("skew_source_unreachable", f"cannot read the time of {target.name}: "
-                   f"{e.message}", "clock.check_skew_source")
+            v.warn("skew_source_unreachable",
+                   Summary("clock.source_unreadable", name=target.name, detail=e.message),
+                   "clock.check_skew_source")
         return None
     except DriverError as e:
-        v.warn("skew_source_unreachable", f"cannot read the time of {target.name}: {e.message}",
+        v.warn("skew_source_unreachable",
+               Summary("clock.source_unreadable", name=target.name, detail=e.message),
                "clock.check_skew_source")
         return None
     skew = st.skew_s
     v.metric("clock_skew_s", round(skew, 1))
     v.metric("clock_skew_uncertainty_s", round(st.uncertainty_s, 1))
     v.metric("skew_source_rtt_ms", round(st.rtt_s * 1000, 1))
-    text = (f"clock is {abs(skew):.0f} s {_direction(skew)} {target.host} "
-            f"(±{st.uncertainty_s:.0f} s: the HTTP Date header has 1 s resolution)")
+    text = Summary("clock.skew", seconds=abs(skew), direction=_direction(skew),
+                   host=target.host, uncertainty=st.uncertainty_s)
     if abs(skew) > cfg.skew_fail_s:
         v.fail("clock_skew", text, "clock.set_time", "clock.enable_time_sync")
     elif abs(skew) > cfg.skew_warn_s:
@@ -147,14 +149,17 @@ def run(ctx: CheckContext, cfg: ClockConfig, *, adjtimex: AdjtimexCall | None = 
 
     parts = []
     if kc is not None:
-        parts.append(f"synchronised (estimated error {kc.esterror_us / 1000:g} ms, "
-                     f"bound {kc.maxerror_us / 1000:g} ms)")
+        parts.append(Summary("clock.synced", error=kc.esterror_us / 1000,
+                             bound=kc.maxerror_us / 1000))
     if st is not None:
         from posdiag.drivers.http_date import HttpsTarget
 
-        parts.append(f"{abs(st.skew_s):.0f} s from {HttpsTarget.from_url(cfg.skew_url).host} "
-                     f"(±{st.uncertainty_s:.0f} s: HTTP Date resolution)")
-    return v.result("; ".join(parts) or "clock looks right")
+        parts.append(Summary("clock.skew_ok", seconds=abs(st.skew_s),
+                             host=HttpsTarget.from_url(cfg.skew_url).host,
+                             uncertainty=st.uncertainty_s))
+    if not parts:
+        return v.result(Summary("clock.looks_right"))
+    return v.result(Summary("clock.ok", clauses=tuple(parts)))
 
 
 SPEC = CheckSpec("clock", run, ClockConfig, timeout_s=5.0)
