@@ -31,6 +31,7 @@ from posdiag.drivers.dpkg.status import STATUS_PATH, valid_package_name
 from posdiag.drivers.errors import DriverError
 from posdiag.drivers.osinfo import read_kernel_release, read_os_release
 from posdiag.results import CheckResult, Verdict
+from posdiag.summary import Summary
 
 DEFAULT_PACKAGES = ("openssl", "libc6", "ca-certificates", "tzdata")
 
@@ -217,9 +218,10 @@ def metric_key(package: str) -> str:
     return "pkg_" + re.sub(r"[^a-z0-9]+", "_", package.lower()).strip("_") + "_version"
 
 
-def _listing(items: list[str], limit: int = 3) -> str:
-    shown = ", ".join(items[:limit])
-    return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
+def _listing(items: list[str] | list[Summary], limit: int = 3) -> Summary:
+    if len(items) > limit:
+        return Summary("software.list_more", items=tuple(items[:limit]), more=len(items) - limit)
+    return Summary("software.list", items=tuple(items))
 
 
 def _lowest(versions: list[str]) -> str:
@@ -255,20 +257,22 @@ def _package_db(v: Verdict, ctx: CheckContext, cfg: SoftwareConfig,
     """Read dpkg's database; on trouble add the finding and return None (versions unknown)."""
     path = "/" + STATUS_PATH
     db: DpkgStatus | None = None
-    reason, trouble = "package_db_missing", f"no dpkg database at {path}"
+    reason, trouble = "package_db_missing", Summary("software.no_db", path=path)
     try:
         db = read_status(ctx.roots.rootfs)
     except DriverError as e:
-        reason, trouble = "package_db_unreadable", f"cannot read {path}: {e.message}"
+        reason, trouble = ("package_db_unreadable",
+                           Summary("software.db_unreadable", path=path, detail=e.message))
     if db is not None and not db.packages:
-        reason, trouble = "package_db_unreadable", f"{path} holds no valid package entry"
+        reason, trouble = "package_db_unreadable", Summary("software.db_empty", path=path)
     if db is None or not db.packages:
         v.metric("dpkg_installed_count", None)
         v.metric("dpkg_damaged_entries", None if db is None else db.damaged)
         for q in queries:
             v.metric(metric_key(q), None)
         needed = [q for q in queries if q in cfg.baseline]
-        summary = f"{trouble}: versions of {_listing(list(queries))} unknown"
+        summary = Summary("software.versions_unknown", trouble=trouble,
+                          packages=_listing(list(queries)))
         if needed:  # the baseline cannot be verified
             v.unknown(reason, summary, "software.repair_package_db")
         else:
@@ -277,9 +281,9 @@ def _package_db(v: Verdict, ctx: CheckContext, cfg: SoftwareConfig,
     v.metric("dpkg_installed_count", db.installed_count)
     v.metric("dpkg_damaged_entries", db.damaged)
     if db.damaged:
-        entries = "entry" if db.damaged == 1 else "entries"
         v.warn("package_db_damaged",
-               f"{path} has {db.damaged} damaged {entries}; the rest was read",
+               Summary("software.db_damaged_one" if db.damaged == 1 else "software.db_damaged",
+                       path=path, count=db.damaged),
                "software.repair_package_db")
     found = _installed(db, queries)
     for q in queries:
@@ -287,8 +291,13 @@ def _package_db(v: Verdict, ctx: CheckContext, cfg: SoftwareConfig,
     return found
 
 
-def _found(s: Shortfall) -> str:
-    return f"found {s.found!r}, " if s.found else ""
+def _unknown_version(s: Shortfall) -> Summary:
+    wanted = Summary("software.minimum" if s.required else "software.recommended",
+                     version=s.wanted)
+    if s.found:
+        return Summary("software.unparseable", component=s.component, found=repr(s.found),
+                       wanted=wanted)
+    return Summary("software.component_note", component=s.component, note_clauses=(wanted,))
 
 
 def _judge(v: Verdict, shortfalls: tuple[Shortfall, ...], unlisted_missing: list[str],
@@ -296,11 +305,17 @@ def _judge(v: Verdict, shortfalls: tuple[Shortfall, ...], unlisted_missing: list
     """Turn shortfalls into findings, most serious and most fundamental first."""
     states = packages.states if packages else {}
 
-    def missing(component: str, minimum: str | None = None) -> str:
-        notes = [f"minimum {minimum}"] if minimum else []
+    def missing(component: str, minimum: str | None = None) -> Summary:
+        notes = [Summary("software.minimum", version=minimum)] if minimum else []
         if component in states:
-            notes.append(f"dpkg: {states[component]}")
-        return f"{component} ({'; '.join(notes)})" if notes else component
+            notes.append(Summary("software.dpkg_state", state=states[component]))
+        if not notes:
+            return Summary("software.component", component=component)
+        return Summary("software.component_note", component=component, note_clauses=tuple(notes))
+
+    def versions(items: list[Shortfall]) -> Summary:
+        return _listing([Summary("software.lower", component=s.component, found=s.found or "?",
+                                 wanted=s.wanted) for s in items])
 
     def pick(kind: Kind, required: bool | None = None, pseudo: bool | None = None
              ) -> list[Shortfall]:
@@ -313,19 +328,17 @@ def _judge(v: Verdict, shortfalls: tuple[Shortfall, ...], unlisted_missing: list
         hints = ["software.update"]
         if any(s.component == "kernel" for s in below):
             hints.append("software.reboot_for_kernel")
-        v.fail("below_minimum", "below minimum: " + _listing(
-            [f"{s.component} {s.found} < {s.wanted}" for s in below]), *hints)
+        v.fail("below_minimum", Summary("software.below_minimum", items=versions(below)),
+               *hints)
     gone = pick("absent", required=True, pseudo=False)
     if gone:
-        v.fail("package_missing", "not installed: " + _listing(
-            [missing(s.component, s.wanted) for s in gone]),
-            "software.install_package")
+        v.fail("package_missing", Summary("software.not_installed", items=_listing(
+            [missing(s.component, s.wanted) for s in gone])), "software.install_package")
     for required in (True, False):
         unknown = [*pick("absent", required, pseudo=True), *pick("unparseable", required)]
         if unknown:
-            summary = "cannot tell the version of " + _listing(
-                [f"{s.component} ({_found(s)}{'minimum' if s.required else 'recommended'} "
-                 f"{s.wanted})" for s in unknown])
+            summary = Summary("software.cannot_tell", items=_listing(
+                [_unknown_version(s) for s in unknown]))
             if required:
                 v.unknown("version_unknown", summary)
             else:
@@ -333,15 +346,14 @@ def _judge(v: Verdict, shortfalls: tuple[Shortfall, ...], unlisted_missing: list
     optional = [missing(s.component) for s in pick("absent", required=False, pseudo=False)]
     optional += [missing(q) for q in unlisted_missing]
     if optional:
-        v.warn("package_missing", "not installed: " + _listing(optional),
+        v.warn("package_missing", Summary("software.not_installed", items=_listing(optional)),
                "software.install_package")
     old = pick("outdated")
     if old:
         hints = ["software.update"]
         if any(s.component == "kernel" for s in old):
             hints.append("software.reboot_for_kernel")
-        v.warn("outdated", "older than recommended: " + _listing(
-            [f"{s.component} {s.found} < {s.wanted}" for s in old]), *hints)
+        v.warn("outdated", Summary("software.outdated", items=versions(old)), *hints)
     v.metric("below_minimum_count", len(below))
     v.metric("outdated_count", len(old))
 
@@ -371,13 +383,15 @@ def run(ctx: CheckContext, cfg: SoftwareConfig) -> CheckResult:
                         and packages.versions[q] is None and q not in baseline]
     _judge(v, baseline.assess(versions), unlisted_missing, packages)
 
-    os_name = (osr.pretty_name if osr else None) or "unknown OS"
-    about = f"{os_name}, kernel {kernel or 'unknown'}, posdiag {__version__}"
+    os_name = (osr.pretty_name if osr else None) or Summary("software.unknown_os")
+    about = Summary("software.about", os=os_name, kernel=kernel or Summary("software.unknown"),
+                    version=__version__)
     if queries and packages is not None:
-        about += f", {len(queries)} packages checked"
+        about = Summary("software.about_packages", about=about, count=len(queries))
     judged = [c for c in baseline.components if c in versions]
-    verdict = f"baseline met ({len(judged)} components)" if judged else "no baseline configured"
-    return v.result(f"{about}; {verdict}")
+    verdict = (Summary("software.baseline_met", count=len(judged)) if judged
+               else Summary("software.no_baseline"))
+    return v.result(Summary("software.ok", about=about, verdict=verdict))
 
 
 SPEC = CheckSpec("software", run, SoftwareConfig, timeout_s=10.0)
