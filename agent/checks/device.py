@@ -23,7 +23,9 @@ from posdiag.drivers.errors import (
     PermissionDenied,
     ProtocolError,
 )
+from posdiag.i18n import catalog
 from posdiag.results import CheckResult, Verdict, skipped
+from posdiag.summary import Summary
 
 # Reads are short polls; every driver keeps its own per-command deadline on top.
 POLL_S = 0.05
@@ -65,49 +67,66 @@ def locate(ctx: CheckContext, cfg: DeviceConfig, kind: str, what: str,
     try:
         found = discovery.find(kind, context=context)
     except NotSupported as e:
-        return _absent(ctx, cfg, what, f"cannot discover devices: {e.message}", *hints)
+        return _absent(ctx, cfg, Summary("device.no_discovery", detail=e.message), *hints)
     if not found:
-        return _absent(ctx, cfg, what, f"no {what} found on USB", *hints)
+        return _absent(ctx, cfg, Summary("device.not_on_usb", what=device_name(what)), *hints)
     d = found[0]
     return Located(d.port, d.vendor, d.model, d.serial, "udev", d.kind == "bridge")
 
 
-def _absent(ctx: CheckContext, cfg: DeviceConfig, what: str, summary: str,
+def _absent(ctx: CheckContext, cfg: DeviceConfig, summary: Summary,
             *hints: str) -> CheckResult:
     if cfg.required:
         v = Verdict(ctx.name)
         v.fail("no_device", summary, *hints)
-        return v.result("")
-    return skipped(ctx.name, "no_device", f"{summary} (not required by the configuration)")
+        return v.result(Summary("device.failed"))
+    return skipped(ctx.name, "no_device", Summary("device.not_required", summary=summary))
+
+
+def device_name(what: str) -> Summary:
+    """A check's name for its device ("card reader") in words of every language."""
+    if isinstance(what, Summary):
+        return what
+    key = "device.what." + what.replace(" ", "_").replace("-", "_")
+    return Summary(key) if key in catalog("en").get("summary", {}) \
+        else Summary("device.what.other", name=what)
 
 
 def add_driver_error(v: Verdict, err: DriverError, what: str, *device_hints: str) -> None:
     """The one mapping from the driver exception tree to reason codes for every device check."""
-    where = f" on {err.device}" if err.device else ""
+    name = device_name(what)
+    # Each message has a form with the port ("… on /dev/ttyUSB0") and one without.
+    on = "_on" if err.device else ""
+    port = {"port": err.device} if err.device else {}
     if isinstance(err, DeviceNotFound):
-        v.fail("no_device", f"{what} not found{where}: {err.message}", *device_hints)
+        v.fail("no_device", Summary("device.not_found" + on, what=name, detail=err.message,
+                                    **port), *device_hints)
     elif isinstance(err, DeviceBusy):
-        holder = (f"{err.holder_name} (pid {err.holder_pid})" if err.holder_pid
-                  else "another process")
+        holder = (Summary("device.holder", name=err.holder_name or "?", pid=err.holder_pid)
+                  if err.holder_pid else Summary("device.another_process"))
         v.metric("port_holder", err.holder_name)
-        v.fail("port_busy", f"{what} port{where} is held by {holder}", "device.free_port")
+        v.fail("port_busy", Summary("device.busy" + on, what=name, holder=holder, **port),
+               "device.free_port")
     elif isinstance(err, PermissionDenied):
-        group = err.group or "the device's group"
+        group = err.group or Summary("device.its_group")
         v.metric("port_group", err.group)
-        v.fail("permission_denied", f"no permission to open the {what}{where}; "
-               f"posdiag must be in group {group}", "device.fix_permissions")
+        v.fail("permission_denied", Summary("device.denied" + on, what=name, group=group,
+                                            **port), "device.fix_permissions")
     elif isinstance(err, DeviceTimeout):
-        after = f" within {err.timeout_s:g} s" if err.timeout_s else ""
-        v.fail("timeout", f"{what} did not answer{after}{where}", *device_hints)
+        said = (Summary("device.timeout_after" + on, what=name, seconds=err.timeout_s, **port)
+                if err.timeout_s else Summary("device.timeout" + on, what=name, **port))
+        v.fail("timeout", said, *device_hints)
     elif isinstance(err, ProtocolError):
         reason = {"checksum": "checksum_error", "nak": "nak"}.get(err.kind, "protocol_error")
         v.metric("protocol_error_kind", err.kind)
-        v.fail(reason, f"{what} answer broke the protocol ({err.kind}){where}: {err.message}",
-               *device_hints)
+        v.fail(reason, Summary("device.protocol" + on, what=name, code=err.kind,
+                               detail=err.message, **port), *device_hints)
     elif isinstance(err, NotSupported):
-        v.unknown("not_supported", f"{what}: {err.message}")
+        v.unknown("not_supported", Summary("device.not_supported", what=name,
+                                           detail=err.message))
     else:
-        v.fail("device_error", f"{what} error{where}: {err.message}", *device_hints)
+        v.fail("device_error", Summary("device.error" + on, what=name, detail=err.message,
+                                       **port), *device_hints)
 
 
 def describe(loc: Located) -> dict[str, str | bool | None]:

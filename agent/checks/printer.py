@@ -20,6 +20,7 @@ from posdiag.checks.device import POLL_S, DeviceConfig, add_driver_error, descri
 from posdiag.config import between, rule
 from posdiag.drivers.errors import DriverError
 from posdiag.results import CheckResult, Verdict
+from posdiag.summary import Summary
 
 if TYPE_CHECKING:
     from posdiag.drivers.escpos import PrinterStatus
@@ -86,17 +87,17 @@ def _metrics(v: Verdict, s: PrinterStatus) -> None:
 def _error_finding(v: Verdict, s: PrinterStatus) -> bool:
     """printer_error naming the cause; True if one was added."""
     if s.cutter_error:
-        v.fail("printer_error", "printer error: auto-cutter error (paper jam at the cutter?)",
+        v.fail("printer_error", Summary("printer.cutter_error"),
                "printer.clear_cutter")
     elif s.unrecoverable_error:
-        v.fail("printer_error", "printer error: unrecoverable error", "printer.service")
+        v.fail("printer_error", Summary("printer.unrecoverable"), "printer.service")
     elif s.auto_recoverable_error:
-        v.fail("printer_error", "printer error: auto-recoverable error (print head too hot?)",
+        v.fail("printer_error", Summary("printer.auto_recoverable"),
                "printer.wait_to_cool")
     elif s.offline_cause.error:
         # Bit 2 of n=3 is model dependent, so it only names the cause once n=2 says "error".
-        cause = "mechanical error" if s.mechanical_error else "no cause given"
-        v.fail("printer_error", f"printer error ({cause})", "printer.service")
+        v.fail("printer_error", Summary("printer.mechanical" if s.mechanical_error
+                                        else "printer.error_no_cause"), "printer.service")
     else:
         return False
     return True
@@ -105,18 +106,18 @@ def _error_finding(v: Verdict, s: PrinterStatus) -> bool:
 def _findings(v: Verdict, s: PrinterStatus) -> None:
     explained = False
     if s.cover_open:
-        v.fail("cover_open", "printer cover is open", "printer.close_cover")
+        v.fail("cover_open", Summary("printer.cover_open"), "printer.close_cover")
         explained = True
     if s.paper_end:
-        v.fail("paper_out", "printer is out of paper", "printer.load_paper")
+        v.fail("paper_out", Summary("printer.paper_out"), "printer.load_paper")
         explained = True
     explained = _error_finding(v, s) or explained
     if not s.online and not explained:
-        why = " while paper is fed with the FEED button" if s.feed_button else ""
-        v.fail("printer_offline", f"printer is offline{why} and reports no cause",
+        v.fail("printer_offline", Summary("printer.offline_feeding" if s.feed_button
+                                          else "printer.offline"),
                "printer.bring_online")
     if s.paper_near_end and not s.paper_end:
-        v.warn("paper_low", "printer paper roll is nearly used up", "printer.replace_paper_soon")
+        v.warn("paper_low", Summary("printer.paper_low"), "printer.replace_paper_soon")
 
 
 def run(ctx: CheckContext, cfg: PrinterConfig) -> CheckResult:
@@ -136,10 +137,10 @@ def run(ctx: CheckContext, cfg: PrinterConfig) -> CheckResult:
             status = EscPosPrinter(port, device=where.port, timeout_s=cfg.reply_timeout_s).probe()
     except DriverError as err:
         add_driver_error(v, err, WHAT, CONNECTION_HINT)
-        return v.result("")
+        return v.result(Summary("device.failed"))
     _metrics(v, status)
     _findings(v, status)
-    return v.result("receipt printer online, paper loaded, cover closed, no error")
+    return v.result(Summary("printer.ok"))
 
 
 # Four replies of at most reply_timeout_s each (1 s by default) plus opening the port.
