@@ -36,7 +36,7 @@ def _dispatch(argv: list[str]) -> int:
     from posdiag.errors import ConfigError, UsageError
 
     parser = _parser()
-    ns = parser.parse_args(argv)
+    ns = _merge_common(parser.parse_args(argv))
     _logging(ns.verbose)
     try:
         return int(ns.func(ns))
@@ -63,23 +63,55 @@ class _Parser:
         return P(**kw)  # type: ignore[arg-type]
 
 
-def _parser() -> argparse.ArgumentParser:
+# The options every command takes. They may come before the command too (``posdiag --config F
+# selftest``, as with git or systemctl); given both before and after, the one after the command
+# wins, because it is the more specific; ``-v`` counts add up.
+COMMON_OPTIONS = ("config", "sysfs", "procfs", "rootfs", "lang")
+_BEFORE = "before_"
 
+
+def _add_common(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    def dest(name: str) -> dict[str, str]:
+        return {"dest": prefix + name} if prefix else {}
+
+    parser.add_argument("--config", metavar="FILE", **dest("config"),
+                        help="config file (default /etc/posdiag/posdiag.toml; conf.d/*.toml "
+                             "beside it are read after it)")
+    parser.add_argument("--sysfs", metavar="DIR", **dest("sysfs"),
+                        help="read the kernel's /sys from DIR")
+    parser.add_argument("--procfs", metavar="DIR", **dest("procfs"), help="read /proc from DIR")
+    parser.add_argument("--rootfs", metavar="DIR", **dest("rootfs"),
+                        help="read files such as /etc from under DIR")
+    parser.add_argument("--lang", choices=("en", "zh_CN"), **dest("lang"),
+                        help="language of texts (default: config, then LC_ALL/LANG)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, **dest("verbose"),
+                        help="more log output (repeatable)")
+
+
+def _merge_common(ns: argparse.Namespace) -> argparse.Namespace:
+    """Fold the options given before the command into those given after it (after wins)."""
+    for name in COMMON_OPTIONS:
+        before = getattr(ns, _BEFORE + name)
+        delattr(ns, _BEFORE + name)
+        if getattr(ns, name, None) is None:
+            setattr(ns, name, before)
+    ns.verbose = getattr(ns, "verbose", 0) + getattr(ns, _BEFORE + "verbose")
+    delattr(ns, _BEFORE + "verbose")
+    return ns
+
+
+def _parser() -> argparse.ArgumentParser:
     from posdiag import __version__
 
     common = _Parser.make(add_help=False)
-    common.add_argument("--config", metavar="FILE",
-                        help="config file (default /etc/posdiag/posdiag.toml; conf.d/*.toml beside "
-                             "it are read after it)")
-    common.add_argument("--sysfs", metavar="DIR", help="read the kernel's /sys from DIR")
-    common.add_argument("--procfs", metavar="DIR", help="read /proc from DIR")
-    common.add_argument("--rootfs", metavar="DIR", help="read files such as /etc from under DIR")
-    common.add_argument("--lang", choices=("en", "zh_CN"),
-                        help="language of texts (default: config, then LC_ALL/LANG)")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    _add_common(common)
 
     p = _Parser.make(prog="posdiag", description="Diagnostic agent for Linux POS terminals.")
     p.add_argument("--version", action="version", version=f"posdiag {__version__}")
+    before = p.add_argument_group(
+        "options for every command",
+        "also accepted before COMMAND; when given on both sides, the one after COMMAND wins")
+    _add_common(before, prefix=_BEFORE)  # type: ignore[arg-type]
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
                            parser_class=type(p))
 
