@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from posdiag.fleet.connection import BrokerSettings
+    from posdiag.fleet.store import Location
 
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
@@ -53,8 +55,9 @@ def add_parser(subparsers: Any, common_parents: list[argparse.ArgumentParser]) -
     g.add_argument("--keepalive", type=int, metavar="SECONDS", help="keep-alive (default 60)")
 
     db = make(add_help=False)
-    db.add_argument("--db", metavar="PATH", default=default_db(),
-                    help="fleet database (default %(default)s)")
+    db.add_argument("--db", metavar="PATH|URL", default=default_db(),
+                    help="fleet database: a file path or sqlite:///ABSOLUTE/PATH "
+                         "(default %(default)s)")
 
     fl = subparsers.add_parser("fleet", help="backend side: collect what terminals publish, "
                                "show the fleet, send commands",
@@ -150,6 +153,49 @@ def _settings(ns: argparse.Namespace) -> tuple[BrokerSettings, str]:
     return settings, prefix
 
 
+def _location(ns: argparse.Namespace) -> Location:
+    from posdiag.errors import UsageError
+    from posdiag.fleet.store import parse_location
+
+    try:
+        return parse_location(ns.db)
+    except ValueError as e:
+        raise UsageError(f"--db {e}") from e
+
+
+def _validator_or_exit() -> int | None:
+    """EX_UNAVAILABLE, said in one line, when jsonschema (the ``fleet`` extra) is missing."""
+    from posdiag.fleet.consumer import require_validator
+    from posdiag.fleet.errors import FleetError
+
+    try:
+        require_validator()
+    except FleetError as e:
+        print(f"posdiag: {e}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    return None
+
+
+class _Created:
+    """The database file and folders a run is about to create, so that a run that fails
+    before it stored anything leaves nothing behind."""
+
+    def __init__(self, path: Path) -> None:
+        self.files = [] if path.exists() else [path.with_name(path.name + s)
+                                               for s in ("", "-wal", "-shm", "-journal")]
+        self.folders = [d for d in path.absolute().parents if not d.exists()]
+
+    def remove(self) -> None:
+        import contextlib
+
+        for f in self.files:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        for d in self.folders:  # innermost first; a folder someone filled meanwhile stays
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
 def cmd_listen(ns: argparse.Namespace) -> int:
     import signal
     import threading
@@ -157,8 +203,12 @@ def cmd_listen(ns: argparse.Namespace) -> int:
     from posdiag.errors import UsageError
     from posdiag.fleet.consumer import Consumer
     from posdiag.fleet.errors import FleetError, StorageError
-    from posdiag.fleet.store import Retention, Store
+    from posdiag.fleet.store import Retention, open_store
 
+    # Everything that can refuse the run is checked before the database is created.
+    location = _location(ns)
+    if (code := _validator_or_exit()) is not None:
+        return code
     settings, prefix = _settings(ns)
     expiry = ns.session_expiry if ns.session_expiry is not None else (
         86400 if ns.client_id else 0)
@@ -168,11 +218,14 @@ def cmd_listen(ns: argparse.Namespace) -> int:
                               invalid_rows=ns.invalid_rows)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    created = _Created(location.path)
     try:
-        store = Store(ns.db, retention=retention)
+        store = open_store(location, retention=retention)
     except StorageError as e:
+        created.remove()
         print(f"posdiag: {e}", file=sys.stderr)
         return EX_IOERR
+    started = False
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
                                                                       signal.SIGTERM)}
@@ -185,8 +238,9 @@ def cmd_listen(ns: argparse.Namespace) -> int:
         except ValueError as e:
             raise UsageError(str(e)) from e
         consumer.start()
+        started = True
         print(f"posdiag: listening on {settings.describe()} under {prefix}/ "
-              f"(database {ns.db}); stop with Ctrl-C", file=sys.stderr)
+              f"(database {location}); stop with Ctrl-C", file=sys.stderr)
         while not stop.is_set() and not consumer.failed.is_set():
             stop.wait(0.5)
     except StorageError as e:
@@ -199,6 +253,8 @@ def cmd_listen(ns: argparse.Namespace) -> int:
         if consumer is not None:
             consumer.stop()
         store.close()
+        if not started:
+            created.remove()
         for s, handler in previous.items():
             signal.signal(s, handler)
     counts = consumer.counts()
@@ -223,12 +279,13 @@ def cmd_status(ns: argparse.Namespace) -> int:
     import time
 
     from posdiag.fleet.errors import StorageError
-    from posdiag.fleet.store import Store
+    from posdiag.fleet.store import open_store
     from posdiag.render import clip, pad
     from posdiag.report import rfc3339
 
+    location = _location(ns)
     try:
-        store = Store(ns.db, create=False)
+        store = open_store(location, create=False)
     except StorageError as e:
         print(f"posdiag: {e}", file=sys.stderr)
         return EX_NOINPUT
@@ -268,6 +325,8 @@ def cmd_command(ns: argparse.Namespace) -> int:
     from posdiag.fleet.command import Command, Commander
     from posdiag.fleet.errors import BadReply, CommandTimeout, CommandUndelivered, FleetError
 
+    if (code := _validator_or_exit()) is not None:
+        return code
     payload: dict[str, Any] = {}
     if ns.verb == "selftest" and ns.check:
         payload["checks"] = ns.check
