@@ -11,9 +11,7 @@ if TYPE_CHECKING:
     from posdiag.config import Config
     from posdiag.paths import Roots
 
-EX_USAGE = 64
-EX_SOFTWARE = 70
-EX_CONFIG = 78
+from posdiag.exit_codes import EX_CONFIG, EX_SOFTWARE, EX_USAGE, INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except KeyboardInterrupt:
         print("posdiag: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:
         return 0
 
@@ -102,6 +100,7 @@ def _merge_common(ns: argparse.Namespace) -> argparse.Namespace:
 
 def _parser() -> argparse.ArgumentParser:
     from posdiag import __version__
+    from posdiag.exit_codes import epilog
 
     common = _Parser.make(add_help=False)
     _add_common(common)
@@ -116,8 +115,8 @@ def _parser() -> argparse.ArgumentParser:
                            parser_class=type(p))
 
     st = sub.add_parser("selftest", parents=[common], help="check this terminal now",
-                        description="Run the checks and print what is wrong. Exit code: 0 ok, "
-                                    "1 warning, 2 failure, 3 unknown.")
+                        description="Run the checks and print what is wrong.",
+                        epilog=epilog("selftest"))
     st.add_argument("--json", action="store_true", help="print exactly one JSON report")
     st.add_argument("--check", action="append", default=[], metavar="NAME",
                     help="run only this check (repeatable)")
@@ -127,33 +126,31 @@ def _parser() -> argparse.ArgumentParser:
                         help="find the cause of a merchant's complaint (刷卡失败, 交易超时 …)",
                         description="Run the checks that matter for a symptom, rank the likely "
                                     "causes with the evidence behind each, and say what to do. "
-                                    "Without a symptom: list the symptoms. Exit code: 0 no fault "
-                                    "found; with a likely cause the worst status of the checks "
-                                    "behind the likely causes (1 warning, 2 failure, 3 unknown; "
-                                    "at least 1); 3 when no fault was found but a needed check "
-                                    "could not tell.")
+                                    "Without a symptom: list the symptoms.",
+                        epilog=epilog("diagnose"))
     dg.add_argument("symptom", nargs="?", metavar="SYMPTOM",
                     help="symptom id (card-read-failure …) or its Chinese name (刷卡失败 …)")
     dg.add_argument("--json", action="store_true",
                     help="print exactly one JSON document (schema posdiag.diagnosis/1)")
     dg.set_defaults(func=cmd_diagnose)
 
-    ch = sub.add_parser("checks", parents=[common], help="list the checks")
+    ch = sub.add_parser("checks", parents=[common], help="list the checks",
+                        epilog=epilog("checks"))
     ch.add_argument("--json", action="store_true", help="print the list as JSON")
     ch.set_defaults(func=cmd_checks)
 
     rn = sub.add_parser("run", parents=[common], help="run as a service (systemd Type=notify)",
                         description="Run the checks on their schedules, publish presence, "
-                                    "heartbeats, reports and events over MQTT, answer commands.")
+                                    "heartbeats, reports and events over MQTT, answer commands.",
+                        epilog=epilog("run"))
     rn.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("swipe-test", parents=[common],
                         help="swipe a card to test the magnetic stripe reader",
                         description="Wait for one card swipe and report, per track, whether it "
                                     "was read correctly (structure, LRC, Luhn, expiry). Card data "
-                                    "is never shown: the card number only masked. Exit code: 0 "
-                                    "all tracks OK, 1 read with problems, 2 reader failure or no "
-                                    "swipe.")
+                                    "is never shown: the card number only masked.",
+                        epilog=epilog("swipe-test"))
     sw.add_argument("--port", metavar="PORT",
                     help="reader port or pyserial URL (default: [checks.card_reader] port, "
                          "else found on USB)")
@@ -166,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
     cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True,
                               parser_class=type(p))
     cc = cfsub.add_parser("check", parents=[common],
-                          help="validate the config and print the effective configuration")
+                          help="validate the config and print the effective configuration",
+                          epilog=epilog("config check"))
     cc.set_defaults(func=cmd_config_check)
 
     from posdiag.fleet.cli import add_parser as add_fleet_parser
