@@ -337,6 +337,12 @@ def cmd_config_check(ns: argparse.Namespace) -> int:
     effective["terminal"]["id"] = cfg.terminal_id
     effective["paths"].update(sysfs=str(roots.sysfs), procfs=str(roots.procfs),
                               rootfs=str(roots.rootfs))
+    from posdiag.checks import REGISTRY
+
+    for spec in REGISTRY:  # "enabled" unset means the check's default: show what that is
+        table = effective["checks"][spec.name]
+        if table.get("enabled") is None:
+            table["enabled"] = spec.enabled_by_default
     sys.stdout.write(cfgmod.to_toml(effective))
     return 0
 
