@@ -224,13 +224,13 @@ def _wrapped(text: str, indent: int) -> str:
 
 
 def _age(stamp: object) -> str:
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     try:
         then = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
     except ValueError:
         return "at an unknown time"
-    seconds = max(0, round((datetime.now(timezone.utc) - then).total_seconds()))
+    seconds = max(0, round((datetime.now(UTC) - then).total_seconds()))
     return f"{seconds} s ago ({stamp})"
 
 
