@@ -11,9 +11,7 @@ if TYPE_CHECKING:
     from posdiag.config import Config
     from posdiag.paths import Roots
 
-EX_USAGE = 64
-EX_SOFTWARE = 70
-EX_CONFIG = 78
+from posdiag.exit_codes import EX_CONFIG, EX_SOFTWARE, EX_USAGE, INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except KeyboardInterrupt:
         print("posdiag: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:
         return 0
 
@@ -36,7 +34,7 @@ def _dispatch(argv: list[str]) -> int:
     from posdiag.errors import ConfigError, UsageError
 
     parser = _parser()
-    ns = parser.parse_args(argv)
+    ns = _merge_common(parser.parse_args(argv))
     _logging(ns.verbose)
     try:
         return int(ns.func(ns))
@@ -63,29 +61,62 @@ class _Parser:
         return P(**kw)  # type: ignore[arg-type]
 
 
-def _parser() -> argparse.ArgumentParser:
+# The options every command takes. They may come before the command too (``posdiag --config F
+# selftest``, as with git or systemctl); given both before and after, the one after the command
+# wins, because it is the more specific; ``-v`` counts add up.
+COMMON_OPTIONS = ("config", "sysfs", "procfs", "rootfs", "lang")
+_BEFORE = "before_"
 
+
+def _add_common(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    def dest(name: str) -> dict[str, str]:
+        return {"dest": prefix + name} if prefix else {}
+
+    parser.add_argument("--config", metavar="FILE", **dest("config"),
+                        help="config file (default /etc/posdiag/posdiag.toml; conf.d/*.toml "
+                             "beside it are read after it)")
+    parser.add_argument("--sysfs", metavar="DIR", **dest("sysfs"),
+                        help="read the kernel's /sys from DIR")
+    parser.add_argument("--procfs", metavar="DIR", **dest("procfs"), help="read /proc from DIR")
+    parser.add_argument("--rootfs", metavar="DIR", **dest("rootfs"),
+                        help="read files such as /etc from under DIR")
+    parser.add_argument("--lang", choices=("en", "zh_CN"), **dest("lang"),
+                        help="language of texts (default: config, then LC_ALL/LANG)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, **dest("verbose"),
+                        help="more log output (repeatable)")
+
+
+def _merge_common(ns: argparse.Namespace) -> argparse.Namespace:
+    """Fold the options given before the command into those given after it (after wins)."""
+    for name in COMMON_OPTIONS:
+        before = getattr(ns, _BEFORE + name)
+        delattr(ns, _BEFORE + name)
+        if getattr(ns, name, None) is None:
+            setattr(ns, name, before)
+    ns.verbose = getattr(ns, "verbose", 0) + getattr(ns, _BEFORE + "verbose")
+    delattr(ns, _BEFORE + "verbose")
+    return ns
+
+
+def _parser() -> argparse.ArgumentParser:
     from posdiag import __version__
+    from posdiag.exit_codes import epilog
 
     common = _Parser.make(add_help=False)
-    common.add_argument("--config", metavar="FILE",
-                        help="config file (default /etc/posdiag/posdiag.toml; conf.d/*.toml beside "
-                             "it are read after it)")
-    common.add_argument("--sysfs", metavar="DIR", help="read the kernel's /sys from DIR")
-    common.add_argument("--procfs", metavar="DIR", help="read /proc from DIR")
-    common.add_argument("--rootfs", metavar="DIR", help="read files such as /etc from under DIR")
-    common.add_argument("--lang", choices=("en", "zh_CN"),
-                        help="language of texts (default: config, then LC_ALL/LANG)")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    _add_common(common)
 
     p = _Parser.make(prog="posdiag", description="Diagnostic agent for Linux POS terminals.")
     p.add_argument("--version", action="version", version=f"posdiag {__version__}")
+    before = p.add_argument_group(
+        "options for every command",
+        "also accepted before COMMAND; when given on both sides, the one after COMMAND wins")
+    _add_common(before, prefix=_BEFORE)  # type: ignore[arg-type]
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
                            parser_class=type(p))
 
     st = sub.add_parser("selftest", parents=[common], help="check this terminal now",
-                        description="Run the checks and print what is wrong. Exit code: 0 ok, "
-                                    "1 warning, 2 failure, 3 unknown.")
+                        description="Run the checks and print what is wrong.",
+                        epilog=epilog("selftest"))
     st.add_argument("--json", action="store_true", help="print exactly one JSON report")
     st.add_argument("--check", action="append", default=[], metavar="NAME",
                     help="run only this check (repeatable)")
@@ -95,33 +126,31 @@ def _parser() -> argparse.ArgumentParser:
                         help="find the cause of a merchant's complaint (刷卡失败, 交易超时 …)",
                         description="Run the checks that matter for a symptom, rank the likely "
                                     "causes with the evidence behind each, and say what to do. "
-                                    "Without a symptom: list the symptoms. Exit code: 0 no fault "
-                                    "found; with a likely cause the worst status of the checks "
-                                    "behind the likely causes (1 warning, 2 failure, 3 unknown; "
-                                    "at least 1); 3 when no fault was found but a needed check "
-                                    "could not tell.")
+                                    "Without a symptom: list the symptoms.",
+                        epilog=epilog("diagnose"))
     dg.add_argument("symptom", nargs="?", metavar="SYMPTOM",
                     help="symptom id (card-read-failure …) or its Chinese name (刷卡失败 …)")
     dg.add_argument("--json", action="store_true",
                     help="print exactly one JSON document (schema posdiag.diagnosis/1)")
     dg.set_defaults(func=cmd_diagnose)
 
-    ch = sub.add_parser("checks", parents=[common], help="list the checks")
+    ch = sub.add_parser("checks", parents=[common], help="list the checks",
+                        epilog=epilog("checks"))
     ch.add_argument("--json", action="store_true", help="print the list as JSON")
     ch.set_defaults(func=cmd_checks)
 
     rn = sub.add_parser("run", parents=[common], help="run as a service (systemd Type=notify)",
                         description="Run the checks on their schedules, publish presence, "
-                                    "heartbeats, reports and events over MQTT, answer commands.")
+                                    "heartbeats, reports and events over MQTT, answer commands.",
+                        epilog=epilog("run"))
     rn.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("swipe-test", parents=[common],
                         help="swipe a card to test the magnetic stripe reader",
                         description="Wait for one card swipe and report, per track, whether it "
                                     "was read correctly (structure, LRC, Luhn, expiry). Card data "
-                                    "is never shown: the card number only masked. Exit code: 0 "
-                                    "all tracks OK, 1 read with problems, 2 reader failure or no "
-                                    "swipe.")
+                                    "is never shown: the card number only masked.",
+                        epilog=epilog("swipe-test"))
     sw.add_argument("--port", metavar="PORT",
                     help="reader port or pyserial URL (default: [checks.card_reader] port, "
                          "else found on USB)")
@@ -134,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
     cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True,
                               parser_class=type(p))
     cc = cfsub.add_parser("check", parents=[common],
-                          help="validate the config and print the effective configuration")
+                          help="validate the config and print the effective configuration",
+                          epilog=epilog("config check"))
     cc.set_defaults(func=cmd_config_check)
 
     from posdiag.fleet.cli import add_parser as add_fleet_parser
@@ -307,6 +337,12 @@ def cmd_config_check(ns: argparse.Namespace) -> int:
     effective["terminal"]["id"] = cfg.terminal_id
     effective["paths"].update(sysfs=str(roots.sysfs), procfs=str(roots.procfs),
                               rootfs=str(roots.rootfs))
+    from posdiag.checks import REGISTRY
+
+    for spec in REGISTRY:  # "enabled" unset means the check's default: show what that is
+        table = effective["checks"][spec.name]
+        if table.get("enabled") is None:
+            table["enabled"] = spec.enabled_by_default
     sys.stdout.write(cfgmod.to_toml(effective))
     return 0
 

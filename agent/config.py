@@ -259,7 +259,9 @@ class _Builder:
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key not in fields:
-                known = ", ".join(sorted(fields)) or "none"
+                # At the top level, [checks.*] is read apart from the other sections.
+                names = [*fields, "checks"] if cls is _Sections else list(fields)
+                known = ", ".join(sorted(names)) or "none"
                 raise self.error((*path, key), f"unknown key (known keys here: {known})")
             kpath = (*path, key)
             v = self.value(hints[key], value, kpath)

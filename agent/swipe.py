@@ -43,7 +43,8 @@ EXIT_CODES: dict[Outcome, int] = {"ok": 0, "problems": 1, "no_swipe": 2, "reader
 _BAD_EXPIRY = {ExpiryState.EXPIRED: "expired", ExpiryState.INVALID: "expiry_invalid"}
 # Every [ui] text this module shows (some keys are composed at run time).
 UI_KEYS: tuple[str, ...] = (
-    "swipe_title", "swipe_reader", "swipe_firmware", "swipe_prompt", "swipe_none",
+    "swipe_title", "swipe_reader", "swipe_reader_unknown", "swipe_firmware", "swipe_prompt",
+    "swipe_none",
     "swipe_reader_error", "swipe_track", "swipe_present", "swipe_structure", "swipe_lrc",
     "swipe_luhn", "swipe_expiry", "swipe_length", "swipe_yes", "swipe_no", "swipe_ok",
     "swipe_bad", *(f"swipe_expiry_{e}" for e in ExpiryState),
@@ -203,7 +204,7 @@ def prompt(t: Texts, timeout_s: float) -> str:
 
 def render_text(result: SwipeOutcome, t: Texts) -> str:
     """The technician's view, in the catalog's language. Verdicts only, no card data."""
-    reader = result.port or "?"
+    reader = result.port or t.ui("swipe_reader_unknown")
     if result.firmware:
         reader += f" ({t.ui('swipe_firmware')} {result.firmware})"
     lines = [f"{t.ui('swipe_title')} — {t.ui('swipe_reader')} {reader}"]
@@ -211,9 +212,10 @@ def render_text(result: SwipeOutcome, t: Texts) -> str:
         f = result.failure
         detail = in_language(f.summary, f.reason, t)
         lines.append(f"{t.ui('swipe_reader_error')}: {detail}")
-        if f.hints:
-            lines.append(f"{t.ui('what_to_do')}:")
-            lines += [f" {n}. {t.hint(h)}" for n, h in enumerate(f.hints, 1)]
+        # Every reader failure says what to do; the check's hints when it has some.
+        hints = f.hints or ("card_reader.check_connection",)
+        lines.append(f"{t.ui('what_to_do')}:")
+        lines += [f" {n}. {t.hint(h)}" for n, h in enumerate(hints, 1)]
         return "\n".join(lines)
     if result.outcome == "no_swipe" or result.swipe is None:
         lines.append(t.ui("swipe_none").format(seconds=f"{result.timeout_s:g}"))

@@ -146,9 +146,10 @@ required = true
         time.sleep(8)
         print(run("fleet", "status", "--db", db).stdout)
 
-        say(f"remote diagnosis in Chinese: posdiag fleet command {TERMINAL} diagnose 打印机")
-        reply = run("fleet", "command", TERMINAL, "diagnose", "printer", "--lang", "zh_CN",
-                    *broker_flags)
+        # What is printed is what runs: the merchant's word for the symptom, typed as is.
+        diagnose = ["fleet", "command", TERMINAL, "diagnose", "打印机", "--lang", "zh_CN"]
+        say(f"remote diagnosis in Chinese: posdiag {' '.join(diagnose)}")
+        reply = run(*diagnose, *broker_flags)
         _print_diagnosis(reply.stdout or reply.stderr)
 
         say("latest report the backend stored (schema posdiag.report/1, validated on arrival)")
@@ -162,6 +163,10 @@ required = true
         head = {k: report.get(k) for k in ("schema", "terminal_id", "seq", "generated_at",
                                            "valid_until", "status")}
         print(json.dumps(head, ensure_ascii=False, indent=2))
+        # The fleet table above is built from heartbeats and events; the stored report is the last
+        # full one, which can be older: say by how much, so nobody mistakes it for "now".
+        print(f"  (report seq {report.get('seq')}, generated {_age(report.get('generated_at'))}; "
+              "newer heartbeats and events are in the fleet table above)")
         _print_report(json.dumps({"result": report}))
 
         say("stopping: the agent publishes 'offline' and exits")
@@ -180,17 +185,53 @@ def _print_report(text: str) -> None:
         return
     result = doc.get("result", {})
     for c in result.get("checks", []):
-        print(f"  {c['name']:14} {c['status']:8} {c['reason']:20} {c['summary'][:70]}")
+        # The whole summary, never cut: a long one continues on the next line, indented.
+        lead = f"  {c['name']:14} {c['status']:8} {c['reason']:20} "
+        print(lead + _wrapped(c["summary"], len(lead)))
     print(f"  overall: {result.get('status')}")
 
 
 def _print_diagnosis(text: str) -> None:
+    """The remote diagnosis as a technician reads it: every cause, its evidence and its steps."""
     try:
         result = json.loads(text).get("result", {})
     except ValueError:
         print(text)
         return
-    print(json.dumps(result, ensure_ascii=False, indent=2)[:2500])
+    if not isinstance(result, dict) or "symptom" not in result:
+        print(text)
+        return
+    symptom = result["symptom"]
+    print(f"  {symptom.get('name')} ({symptom.get('id')}): {result.get('verdict')}")
+    for cause in result.get("causes", []):
+        print(f"  {cause['rank']}. {cause['title']}  ({cause['id']}, score {cause['score']})")
+        for e in cause.get("evidence", []):
+            line = f"{e['check']}: {e['status']}, {e.get('reason_title') or e['reason']} — "
+            print("       " + line + _wrapped(e["summary"], 7 + len(line)))
+        for step in cause.get("steps", []):
+            print(f"     {step['n']}) " + _wrapped(step["text"], 9))
+    for step in result.get("no_fault_steps", []) or []:
+        print(f"  - {_wrapped(step['text'], 4)}")
+
+
+def _wrapped(text: str, indent: int) -> str:
+    """``text`` wrapped to the terminal width after ``indent`` columns, nothing dropped."""
+    import shutil
+    import textwrap
+
+    cols = max(40, shutil.get_terminal_size((100, 24)).columns - indent)
+    return ("\n" + " " * indent).join(textwrap.wrap(text, cols) or [""])
+
+
+def _age(stamp: object) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        then = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return "at an unknown time"
+    seconds = max(0, round((datetime.now(UTC) - then).total_seconds()))
+    return f"{seconds} s ago ({stamp})"
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

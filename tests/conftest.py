@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,26 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "hardware-fixtures"
 sys.path.insert(0, str(FIXTURES))
+
+# Tests leave nothing behind. Child processes (umockdev testbeds, the agent, tools) get a
+# temporary directory of this run's own, so what they leave is seen at the end, and another
+# suite running on the same machine cannot be mistaken for ours. This process keeps /tmp.
+tempfile.gettempdir()
+CHILD_TMPDIR = Path(tempfile.mkdtemp(prefix="posdiag-tests-"))
+os.environ["TMPDIR"] = str(CHILD_TMPDIR)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    left = sorted(p.name for p in CHILD_TMPDIR.iterdir()) if CHILD_TMPDIR.exists() else []
+    shutil.rmtree(CHILD_TMPDIR, ignore_errors=True)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"the tests left temporary files behind: {', '.join(left)}"
+        if reporter is not None:
+            reporter.write_line(f"FAILED (session check): {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

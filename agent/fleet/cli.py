@@ -2,9 +2,7 @@
 
 Broker settings come from flags; with ``--config FILE`` the agent's ``[mqtt]`` section of that file
 gives the defaults (a bench or a demo where backend and terminal share a config), flags win.
-Exit codes: ``listen`` 0 after SIGINT/SIGTERM, 69 broker unavailable, 74 database failure;
-``status`` 0, 66 no database; ``command`` 0 ok reply, 2 error reply, 3 no (valid) reply,
-69 broker unavailable, 64 bad usage.
+Exit codes: see ``posdiag.exit_codes`` (shown by each action's ``--help`` and docs/cli.md).
 """
 
 from __future__ import annotations
@@ -20,12 +18,10 @@ if TYPE_CHECKING:
     from posdiag.fleet.connection import BrokerSettings
     from posdiag.fleet.store import Location
 
-EX_NOINPUT = 66
-EX_UNAVAILABLE = 69
-EX_IOERR = 74
-EXIT_REPLY_OK = 0
-EXIT_REPLY_ERROR = 2
-EXIT_NO_REPLY = 3
+from posdiag.exit_codes import EX_IOERR, EX_NOINPUT, EX_UNAVAILABLE
+from posdiag.exit_codes import FAIL as EXIT_REPLY_ERROR
+from posdiag.exit_codes import OK as EXIT_REPLY_OK
+from posdiag.exit_codes import UNKNOWN as EXIT_NO_REPLY
 
 
 def default_db() -> str:
@@ -36,6 +32,8 @@ def default_db() -> str:
 def add_parser(subparsers: Any, common_parents: list[argparse.ArgumentParser]) -> None:
     """Add ``fleet`` and its actions to the ``posdiag`` sub-command parsers."""
     import argparse
+
+    from posdiag.exit_codes import epilog
 
     make = type(common_parents[0]) if common_parents else argparse.ArgumentParser
 
@@ -69,7 +67,8 @@ def add_parser(subparsers: Any, common_parents: list[argparse.ArgumentParser]) -
                         help="subscribe to every terminal and store what arrives",
                         description="Subscribe to presence, reports, heartbeats and events, "
                                     "validate them against the schemas and store them, until "
-                                    "SIGINT or SIGTERM.")
+                                    "SIGINT or SIGTERM.",
+                        epilog=epilog("fleet listen"))
     ls.add_argument("--share", metavar="GROUP",
                     help="MQTT 5 shared subscription group: consumers of one group split the "
                          "reports, heartbeats and events (give them the same --db)")
@@ -90,7 +89,8 @@ def add_parser(subparsers: Any, common_parents: list[argparse.ArgumentParser]) -
 
     st = sub.add_parser("status", parents=[*common_parents, db], help="show the fleet",
                         description="One line per terminal: presence, health, failing checks, "
-                                    "last seen, stale, seq gaps.")
+                                    "last seen, stale, seq gaps.",
+                        epilog=epilog("fleet status"))
     st.add_argument("--json", action="store_true", help="print exactly one JSON document")
     st.add_argument("--reorder-window", type=float, default=60.0, metavar="SECONDS",
                     help="a seq gap younger than this may still fill (out-of-order delivery) "
@@ -98,23 +98,26 @@ def add_parser(subparsers: Any, common_parents: list[argparse.ArgumentParser]) -
     st.set_defaults(func=cmd_status)
 
     co = sub.add_parser("command", help="send a command to a terminal and print its reply",
-                        description="Exit code: 0 ok reply, 2 error reply, 3 no valid reply "
-                                    "(timeout, not delivered).")
+                        epilog=epilog("fleet command"))
     co.add_argument("terminal", metavar="TERMINAL_ID")
     verbs = co.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=type(fl))
     timing = make(add_help=False)
     timing.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long to wait for the reply (default %(default)g)")
     parents = [*common_parents, broker, timing]
-    v = verbs.add_parser("ping", parents=parents, help="is the agent answering?")
+    v = verbs.add_parser("ping", parents=parents, epilog=epilog("fleet command"),
+                         help="is the agent answering?")
     v.set_defaults(func=cmd_command)
-    v = verbs.add_parser("report", parents=parents, help="the agent's current full report")
+    v = verbs.add_parser("report", parents=parents, epilog=epilog("fleet command"),
+                         help="the agent's current full report")
     v.set_defaults(func=cmd_command)
-    v = verbs.add_parser("selftest", parents=parents, help="run the checks now")
+    v = verbs.add_parser("selftest", parents=parents, epilog=epilog("fleet command"),
+                         help="run the checks now")
     v.add_argument("--check", action="append", default=[], metavar="NAME",
                    help="run only this check (repeatable)")
     v.set_defaults(func=cmd_command)
-    v = verbs.add_parser("diagnose", parents=parents, help="diagnose a symptom",
+    v = verbs.add_parser("diagnose", parents=parents, epilog=epilog("fleet command"),
+                         help="diagnose a symptom",
                          description="--lang selects the language of the diagnosis texts.")
     v.add_argument("symptom")
     v.set_defaults(func=cmd_command)

@@ -37,16 +37,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from posdiag.fleet.errors import StorageError
 from posdiag.report import rfc3339
@@ -583,3 +585,78 @@ class Store:
             return None
         doc: dict[str, Any] = json.loads(row[0])
         return doc
+
+
+# --------------------------------------------------------------------------------------------
+# Where the database is: ``--db`` takes a file path or a URL that names the backend. Each URL
+# scheme has one parser below; a backend (PostgreSQL, say) plugs in by adding its scheme to
+# ``_SCHEMES`` and its opener to ``open_store``. Anything else is refused before anything is
+# created: ``postgresql://…`` read as a path once made a folder named ``postgresql:``.
+# --------------------------------------------------------------------------------------------
+SUPPORTED_LOCATIONS = "a file path or sqlite:///ABSOLUTE/PATH"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed ``--db``: the backend's scheme and what it needs to open the database."""
+
+    scheme: str
+    path: Path  # the SQLite file
+    shown: str  # the text as given, any password hidden: safe to print and log
+
+    def __str__(self) -> str:
+        return self.shown
+
+
+def _hide_password(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _sqlite(text: str) -> Location:
+    parts = urlsplit(text)
+    if not text.lower().startswith("sqlite://"):
+        raise ValueError(f"{text}: write a SQLite URL as sqlite:///ABSOLUTE/PATH")
+    if parts.netloc:
+        raise ValueError(f"{text}: a SQLite URL names no host ({parts.netloc!r}); write "
+                         "sqlite:///ABSOLUTE/PATH (three slashes)")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{text}: a SQLite URL takes no '?' options or '#' fragment")
+    path = unquote(parts.path)
+    if path in ("", "/") or path.endswith("/"):
+        raise ValueError(f"{text}: the URL names no database file")
+    return Location("sqlite", Path(path), text)
+
+
+_SCHEMES: dict[str, Callable[[str], Location]] = {"sqlite": _sqlite}
+
+
+def parse_location(text: str) -> Location:
+    """``--db``'s value as a ``Location``; ``ValueError`` (a one-line, printable message) for
+    a scheme no backend here serves or a malformed URL."""
+    if not text.strip():
+        raise ValueError("the database location is empty")
+    match = _SCHEME.match(text)
+    if match is None:
+        return Location("sqlite", Path(text), text)
+    scheme = match.group(1).lower()
+    parser = _SCHEMES.get(scheme)
+    if parser is None:
+        shown = _hide_password(text)
+        raise ValueError(f"{shown}: the fleet store does not serve {scheme!r} URLs; give "
+                         f"{SUPPORTED_LOCATIONS} (a path with a colon in its first part: "
+                         "start it with ./)")
+    return parser(text)
+
+
+def open_store(location: Location | str, *, retention: Retention | None = None,
+               create: bool = True) -> Store:
+    """The store behind ``location`` (a ``Location`` or a ``--db`` text)."""
+    loc = parse_location(location) if isinstance(location, str) else location
+    if loc.scheme == "sqlite":
+        return Store(loc.path, retention=retention, create=create)
+    raise ValueError(f"{loc}: no store for {loc.scheme!r}")  # a parser without an opener

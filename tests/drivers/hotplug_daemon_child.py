@@ -14,6 +14,7 @@ which makes umockdev send its add uevents; ``unplug`` takes it away again.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -69,7 +70,12 @@ def main(site_packages: str, umockdev_dir: Path, config: str) -> int:
 
     from posdiag.cli import main as posdiag_main
 
-    return posdiag_main(["run", "--config", config])
+    try:
+        return posdiag_main(["run", "--config", config])
+    finally:
+        # The testbed removes its directory when it is freed, which an exiting interpreter
+        # does not promise (the orders thread still holds it): remove it here.
+        shutil.rmtree(testbed.get_root_dir(), ignore_errors=True)
 
 
 if __name__ == "__main__":
