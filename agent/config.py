@@ -124,7 +124,7 @@ class MqttConfig:
 @dataclass(frozen=True)
 class OutboxConfig:
     path: str = rule(absolute_path, "/var/lib/posdiag/outbox.sqlite")
-    max_bytes: int = rule(between(64 * 1024, 1 << 34), 8 * 1024 * 1024)
+    max_bytes: int = rule(between(256 * 1024, 1 << 34), 8 * 1024 * 1024)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ EX_CANTCREAT = 73
 SHUTDOWN_BUDGET_S = 4.0
 WAIT_CAP_S = 0.5
 HOTPLUG_SETTLE_S = 2.0  # SIGTERM → exit well within systemd's and the 5 s
+STORE_RETRY_S = 5.0  # a status change the outbox could not store is tried again this often
 
 
 @dataclass
@@ -286,8 +287,12 @@ class Daemon:
             self._emit_change(pub.status, r, now)
 
     def _emit_change(self, before: Status, r: CheckResult, now: float) -> None:
-        self._put("event", lambda seq: payloads.status_changed(self.config.terminal_id, seq,
-                                                               before, r))
+        if not self._put("event", lambda seq: payloads.status_changed(
+                self.config.terminal_id, seq, before, r)):
+            # Not stored (counted as store_failed): the backend still believes ``before``, so
+            # keep that as published and try again in STORE_RETRY_S (the hold-off clock).
+            self.published[r.name] = _Published(before, now - self._holdoff() + STORE_RETRY_S)
+            return
         self.published[r.name] = _Published(r.status, now)
         log.info("%s: %s -> %s (%s)", r.name, before, r.status, r.reason)
 
@@ -316,6 +321,7 @@ class Daemon:
             rep = report.build(self._ordered_results(), terminal_id=self.config.terminal_id,
                                seq=seq, valid_for_s=self.valid_for_s, boot_id=self.boot_id)
             box["doc"] = rep.to_dict()
+            box["doc"]["outbox"] = self.outbox.health().to_dict()  # drops reach the backend
             return payloads.dumps(box["doc"])
 
         self._put("report", build)
@@ -327,7 +333,7 @@ class Daemon:
             outbox=self.outbox.health(), uptime_s=time.monotonic() - self.started))
 
     def _put(self, kind: str, build: Any) -> int:
-        from posdiag.outbox import OutboxError
+        from posdiag.outbox import MessageRefused, OutboxError
 
         def encoded(seq: int) -> bytes:
             doc = build(seq)
@@ -335,8 +341,10 @@ class Daemon:
 
         try:
             seq = self.outbox.put(kind, self.topics.of(kind), encoded)
-        except OutboxError as e:  # disk full, oversize: counted by the outbox, said once here
+        except MessageRefused as e:  # oversize: counted by the outbox, said here
             log.error("could not queue a %s: %s", kind, e)
+            return 0
+        except OutboxError:  # disk full or failing: counted, and said once, by the outbox
             return 0
         self.link.wake()
         return seq
@@ -397,7 +405,8 @@ class Daemon:
             will=payloads.dumps(payloads.status(tid, "lost", self.boot_id)),
             birth=lambda: payloads.dumps(payloads.status(
                 tid, "online", self.boot_id, capabilities=CAPABILITIES,
-                checks=[s.name for s in self.specs], heartbeat_s=d.heartbeat_s)),
+                checks=[s.name for s in self.specs], heartbeat_s=d.heartbeat_s,
+                outbox_id=self.outbox.outbox_id)),
             on_command=self._on_command, rate_per_s=d.publish_rate_per_s,
             window=self.config.mqtt.max_inflight,
             backoff=Backoff(self.config.mqtt.reconnect_min_s, self.config.mqtt.reconnect_max_s),

@@ -69,10 +69,12 @@ class Topics:
 
 def status(terminal_id: str, state: str, boot_id: str | None, *, at: datetime | None = None,
            capabilities: Sequence[str] = (), checks: Sequence[str] = (),
-           heartbeat_s: int | None = None) -> dict[str, Any]:
+           heartbeat_s: int | None = None, outbox_id: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"schema": IDS["status"], "terminal_id": terminal_id, "state": state,
                            "at": rfc3339(at or now()),
                            "agent": {"version": __version__, "boot_id": boot_id}}
+    if outbox_id:
+        doc["agent"]["outbox_id"] = outbox_id
     if state == "online":
         doc["schemas"] = sorted(IDS.values())
         doc["capabilities"] = list(capabilities)
@@ -91,13 +93,24 @@ class OutboxHealth:
     dropped_report: int = 0
     dropped_heartbeat: int = 0
     denied: int = 0
+    # Messages that could not be stored at all (full or failing file system); each used a seq.
+    store_failed_event: int = 0
+    store_failed_report: int = 0
+    store_failed_heartbeat: int = 0
+    outbox_id: str | None = None  # random, made with the outbox: a new one means seq restarted
 
     def to_dict(self) -> dict[str, Any]:
-        return {"depth": self.depth, "bytes": self.bytes,
-                "oldest_age_s": None if self.oldest_age_s is None else round(self.oldest_age_s, 1),
-                "dropped": {"event": self.dropped_event, "report": self.dropped_report,
-                            "heartbeat": self.dropped_heartbeat},
-                "denied": self.denied}
+        doc: dict[str, Any] = {
+            "depth": self.depth, "bytes": self.bytes,
+            "oldest_age_s": None if self.oldest_age_s is None else round(self.oldest_age_s, 1),
+            "dropped": {"event": self.dropped_event, "report": self.dropped_report,
+                        "heartbeat": self.dropped_heartbeat},
+            "denied": self.denied,
+            "store_failed": {"event": self.store_failed_event, "report": self.store_failed_report,
+                             "heartbeat": self.store_failed_heartbeat}}
+        if self.outbox_id:
+            doc["id"] = self.outbox_id
+        return doc
 
 
 def heartbeat(terminal_id: str, seq: int, results: Iterable[CheckResult], *,

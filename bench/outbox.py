@@ -6,7 +6,9 @@ Prints a table: messages/s and per-call latency (median, p99) for
 - put + ack cycles (the steady state with a connected broker),
 - put into a full outbox (every put evicts under the byte cap),
 - draining a backlog (pending(100) + one ack per message: delivery after an outage),
-- health() with a backlog (called for every heartbeat).
+- health() with a backlog (called for every heartbeat),
+and for each row the peak bytes on disk (database + WAL + shm, sampled after every call) and
+what that is against the box's ``max_bytes``: the whole outbox must stay within it.
 
 The database lives in ``--dir`` (default: a temporary directory in /var/tmp); the file system
 type is printed, because a tmpfs would make fsync free and the figures meaningless.
@@ -15,6 +17,7 @@ type is printed, because a tmpfs would make fsync free and the figures meaningle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -54,10 +57,33 @@ def filesystem_of(path: Path) -> str:
     return f"{best[1]} on {best[0]}"
 
 
+def disk_bytes(db: Path) -> int:
+    """The database with its -wal and -shm files, as the file system holds them."""
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            total += Path(f"{db}{suffix}").stat().st_size
+    return total
+
+
+class Peak:
+    """The largest footprint seen of one database."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.bytes = 0
+
+    def sample(self) -> None:
+        self.bytes = max(self.bytes, disk_bytes(self.db))
+
+
 class Row:
-    def __init__(self, name: str, samples: list[float], messages: int) -> None:
+    def __init__(self, name: str, samples: list[float], messages: int, peak: Peak,
+                 max_bytes: int) -> None:
         self.name = name
         self.messages = messages
+        self.peak = peak.bytes
+        self.max_bytes = max_bytes
         self.total = sum(samples)
         ordered = sorted(samples)
         self.median = statistics.median(ordered)
@@ -65,70 +91,95 @@ class Row:
 
     def line(self) -> str:
         rate = self.messages / self.total if self.total else float("inf")
-        return (f"| {self.name:<38} | {self.messages:>7} | {rate:>10,.0f} |"
-                f" {self.median * 1e6:>9,.0f} | {self.p99 * 1e6:>9,.0f} |")
+        share = f"{self.peak / self.max_bytes:.0%}" if self.max_bytes < 1 << 30 else "-"
+        return (f"| {self.name:<42} | {self.messages:>7} | {rate:>10,.0f} |"
+                f" {self.median * 1e6:>9,.0f} | {self.p99 * 1e6:>9,.0f} |"
+                f" {self.peak / 1024:>9,.0f} | {share:>9} |")
 
 
-def timed(calls: int, fn: Callable[[], object]) -> list[float]:
+def timed(calls: int, fn: Callable[[], object], peak: Peak) -> list[float]:
     samples = []
     for _ in range(calls):
         t = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t)
+        peak.sample()  # outside the timing
     return samples
+
+
+def putter(box: Outbox, kind: str, topic: str, size: int, *,
+           ack: bool = False) -> Callable[[], object]:
+    build = payload(size)
+
+    def put() -> None:
+        seq = box.put(kind, topic, build)
+        if ack:
+            box.ack(seq)
+    return put
 
 
 def run(directory: Path, count: int) -> list[Row]:
     rows: list[Row] = []
     big = 1 << 30
+    default = 8 << 20  # [outbox] max_bytes default
 
-    with Outbox(directory / "put-report.sqlite", big) as box:
-        build = payload(1024)
-        rows.append(Row("put report (1 KB)", timed(count, lambda: box.put(
-            "report", TOPIC_REPORT, build)), count))
+    def box_at(name: str, max_bytes: int) -> tuple[Outbox, Peak]:
+        db = directory / f"{name}.sqlite"
+        return Outbox(db, max_bytes), Peak(db)
 
-    with Outbox(directory / "put-heartbeat.sqlite", big) as box:
-        build = payload(200)
-        rows.append(Row("put heartbeat (200 B)", timed(count, lambda: box.put(
-            "heartbeat", TOPIC_HEARTBEAT, build)), count))
+    for name, max_bytes in (("put report (1 KB)", big),
+                            ("put report (1 KB), max_bytes 8 MiB", default)):
+        box, peak = box_at(f"put-report-{max_bytes}", max_bytes)
+        with box:
+            rows.append(Row(name, timed(count, putter(box, "report", TOPIC_REPORT, 1024), peak),
+                            count, peak, max_bytes))
 
-    with Outbox(directory / "cycle.sqlite", big) as box:
-        build = payload(1024)
+    box, peak = box_at("put-heartbeat", big)
+    with box:
+        rows.append(Row("put heartbeat (200 B)", timed(
+            count, putter(box, "heartbeat", TOPIC_HEARTBEAT, 200), peak), count, peak, big))
 
-        def cycle() -> None:
-            box.ack(box.put("report", TOPIC_REPORT, build))
+    for name, max_bytes in (("put + ack cycle (1 KB)", big),
+                            ("put + ack cycle (1 KB), max_bytes 8 MiB", default)):
+        box, peak = box_at(f"cycle-{max_bytes}", max_bytes)
+        with box:
+            cycle = putter(box, "report", TOPIC_REPORT, 1024, ack=True)
+            rows.append(Row(name, timed(count, cycle, peak), count, peak, max_bytes))
 
-        rows.append(Row("put + ack cycle (1 KB)", timed(count, cycle), count))
+    for max_bytes in (256 * 1024, default):
+        box, peak = box_at(f"full-{max_bytes}", max_bytes)
+        with box:
+            # What the messages may hold: all of max_bytes before the disk bound, less after.
+            cap = getattr(box, "message_cap", max_bytes)
+            put = putter(box, "report", TOPIC_REPORT, 1024)
+            while box.health().bytes + 1024 + len(TOPIC_REPORT) <= cap:
+                put()
+            before = box.health().dropped_report
+            rows.append(Row(f"put into a full box (evicts), {max_bytes >> 10} KiB",
+                            timed(count, put, peak), count, peak, max_bytes))
+            assert box.health().dropped_report - before == count
 
-    cap = 256 * 1024
-    with Outbox(directory / "full.sqlite", cap) as box:
-        build = payload(1024)
-        while box.health().bytes + 1024 + len(TOPIC_REPORT) <= cap:
-            box.put("report", TOPIC_REPORT, build)
-        before = box.health().dropped_report
-        rows.append(Row("put into a full box (evicts, 1 KB)", timed(count, lambda: box.put(
-            "report", TOPIC_REPORT, build)), count))
-        assert box.health().dropped_report - before == count
-
-    with Outbox(directory / "drain.sqlite", big) as box:
+    box, peak = box_at("drain", big)
+    with box:
         build = payload(1024)
         backlog = max(count, 1000)
         for _ in range(backlog):
             box.put("report", TOPIC_REPORT, build)
 
         samples: list[float] = []
-        health_samples = timed(max(count, 1000), box.health)
+        health_samples = timed(max(count, 1000), box.health, peak)
         while True:
             t = time.perf_counter()
             batch = box.pending(100)
             for m in batch:
                 box.ack(m.seq)
             samples.append(time.perf_counter() - t)
+            peak.sample()
             if not batch:
                 break
-        rows.append(Row("drain backlog: pending(100) + acks", samples, backlog))
-        health = Row(f"health() with {backlog} queued", health_samples, len(health_samples))
-        rows.append(health)
+        rows.append(Row("drain backlog: pending(100) + acks", samples, backlog, peak, big))
+        rows.append(Row(f"health() with {backlog} queued", health_samples,
+                        len(health_samples), peak, big))
     return rows
 
 
@@ -147,14 +198,16 @@ def main(argv: list[str] | None = None) -> int:
               f" {sys.version.split()[0]}")
         rows = run(directory, args.count)
     print()
-    print(f"| {'operation':<38} | {'msgs':>7} | {'msgs/s':>10} | {'median µs':>9} |"
-          f" {'p99 µs':>9} |")
-    print(f"|{'-' * 40}|{'-' * 9}|{'-' * 12}|{'-' * 11}|{'-' * 11}|")
+    print(f"| {'operation':<42} | {'msgs':>7} | {'msgs/s':>10} | {'median µs':>9} |"
+          f" {'p99 µs':>9} | {'disk KiB':>9} | {'of max':>9} |")
+    print(f"|{'-' * 44}|{'-' * 9}|{'-' * 12}|{'-' * 11}|{'-' * 11}|{'-' * 11}|{'-' * 11}|")
     for row in rows:
         print(row.line())
     print()
     print("median/p99: per call (per batch of 100 for the drain row); msgs/s: messages over"
-          " total time.")
+          " total time;")
+    print("disk KiB: peak database + WAL + shm after any call; of max: that against max_bytes"
+          " (- for 1 GiB).")
     return 0
 
 

@@ -106,7 +106,7 @@ def test_failing_build_stores_nothing_and_uses_no_seq(box: Outbox) -> None:
         box.put("report", TOPIC, broken)
     with pytest.raises(TypeError, match="bytes"):
         box.put("report", TOPIC, lambda seq: "text")  # type: ignore[arg-type, return-value]
-    assert box.health() == OutboxHealth()
+    assert box.health() == OutboxHealth(outbox_id=box.outbox_id)
     assert box.put("report", TOPIC, sized(10)) == 1
 
 
@@ -204,7 +204,7 @@ def test_health_ages_the_oldest_message_with_the_injected_clock(path: Path) -> N
 # -- the cap ---------------------------------------------------------------------------------
 
 def test_cap_drops_oldest_of_lowest_class_first(path: Path) -> None:
-    with Outbox(path, 1000) as box:
+    with Outbox(path, 1 << 20, message_cap=1000) as box:
         def put(kind: str, size: int = 100) -> int:
             return box.put(kind, TOPIC, sized(size))
 
@@ -235,7 +235,7 @@ def test_cap_drops_oldest_of_lowest_class_first(path: Path) -> None:
         h = box.health()
         assert (h.dropped_heartbeat, h.dropped_report, h.dropped_event) == (5, 7, 1)
         assert h.bytes == 950 and h.depth == 8
-    with Outbox(path, 1000) as box:  # the counters are persistent
+    with Outbox(path, 1 << 20, message_cap=1000) as box:  # the counters are persistent
         h = box.health()
         assert (h.dropped_heartbeat, h.dropped_report, h.dropped_event) == (5, 7, 1)
 
@@ -243,7 +243,7 @@ def test_cap_drops_oldest_of_lowest_class_first(path: Path) -> None:
 def test_message_larger_than_cap_is_refused_not_emptying_the_box(box: Outbox,
                                                                   path: Path) -> None:
     box.close()
-    with Outbox(path, 1000) as small:
+    with Outbox(path, 1 << 20, message_cap=1000) as small:
         for _ in range(5):
             small.put("heartbeat", TOPIC, sized(100))
         with pytest.raises(MessageRefused, match="larger than the whole cap") as refused:
@@ -262,10 +262,10 @@ def test_message_larger_than_cap_is_refused_not_emptying_the_box(box: Outbox,
 
 
 def test_lowered_cap_applies_on_reopen(path: Path) -> None:
-    with Outbox(path, 10_000) as box:
+    with Outbox(path, 1 << 20, message_cap=10_000) as box:
         for k in ("event", "heartbeat", "report", "heartbeat", "event"):
             box.put(k, TOPIC, sized(100))
-    with Outbox(path, 250) as box:
+    with Outbox(path, 1 << 20, message_cap=250) as box:
         assert seqs(box) == [1, 5]
         h = box.health()
         assert (h.bytes, h.dropped_heartbeat, h.dropped_report, h.dropped_event) == (200, 2, 1, 0)
@@ -482,7 +482,8 @@ def test_outbox_works_again_once_space_is_freed(tmp_path: Path) -> None:
                 stored.append(box.put("report", TOPIC, sized(1000)))
         filler.unlink()
         seq = box.put("heartbeat", TOPIC, sized(200))
-        assert seq == stored[-1] + 1  # the failed put used no seq
+        assert seq == stored[-1] + 2  # the failed put used its seq: the gap is counted
+        assert box.health().store_failed_report == 1
         assert seqs(box) == [*stored, seq]
         assert box.ack(1) is True
 
@@ -525,7 +526,7 @@ def test_concurrent_put_and_ack(box: Outbox) -> None:
     assert errors == []
     assert sorted(returned) == list(range(1, total + 1))
     assert sorted(acked) == list(range(1, total + 1))
-    assert box.health() == OutboxHealth()
+    assert box.health() == OutboxHealth(outbox_id=box.outbox_id)
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -544,7 +545,7 @@ class OutboxModel(RuleBasedStateMachine):
         # tmpfs: the model checks logic, not fsync; thousands of steps stay fast.
         self.dir = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
         self.path = self.dir / "outbox.sqlite"
-        self.box = Outbox(self.path, CAP)
+        self.box = Outbox(self.path, 1 << 20, message_cap=CAP)
         self.messages: list[tuple[int, str, int]] = []
         self.next_seq = 1
         self.dropped = dict.fromkeys(KINDS, 0)
@@ -556,7 +557,7 @@ class OutboxModel(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        assert self.box.health() == OutboxHealth()
+        assert self.box.health() == OutboxHealth(outbox_id=self.box.outbox_id)
 
     def _model_put(self, kind: str, size: int) -> bool:
         seq = self.next_seq
@@ -609,7 +610,7 @@ class OutboxModel(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.box.close()
-        self.box = Outbox(self.path, CAP)
+        self.box = Outbox(self.path, 1 << 20, message_cap=CAP)
 
     @invariant()
     def same_messages(self) -> None:
