@@ -490,6 +490,9 @@ class Daemon:
         self.roots = self._roots(new)
         d, jitter = new.daemon, new.daemon.jitter_percent / 100
         self.scheduler.update(self.intervals(), jitter=jitter)
+        for name in [n for n in self.results if n not in self.scheduler.intervals]:
+            del self.results[name]  # disabled now: no stale result in reports and heartbeats
+            self.published.pop(name, None)
         self.heartbeat.update(d.heartbeat_s, jitter=jitter)
         self.report_timer.update(d.report_s, jitter=jitter)
         if (new.mqtt, new.terminal_id) != (old.mqtt, old.terminal_id):
@@ -513,8 +516,10 @@ class Daemon:
                         ", ".join(applied) or "nothing else", ", ".join(self._needs_restart),
                         kept)
         else:
-            log.info("configuration reloaded: %s", ", ".join(f"applied {k}" for k in applied)
-                     or "nothing changed")
+            back = [k for k in changed if k in RESTART_KEYS]  # to what has been in use all along
+            said = [f"applied {k}" for k in applied] + [f"{k} back to the value in use"
+                                                        for k in back]
+            log.info("configuration reloaded: %s", ", ".join(said) or "nothing changed")
         self.notifier.ready()
 
     def _new_link(self, link_cls: Any) -> Any:
