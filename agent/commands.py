@@ -3,6 +3,8 @@
 Anything can arrive on ``cmd/#``: oversized, binary, deeply nested, unknown verbs. Each gets an
 error reply (``posdiag.reply/1``) and the agent carries on. The checks here implement
 ``posdiag/schema/command.json`` plus which keys each verb takes (tests hold the two together).
+A Response Topic that is not a topic name (empty, a wildcard, NUL) cannot be answered at all:
+such a command is refused first, with ``answerable`` false, so the daemon counts it instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ VERBS: Mapping[str, frozenset[str]] = {
 }
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _SYMPTOM = re.compile(r"^[a-z][a-z-]{1,40}$")
+MAX_TOPIC_BYTES = 65535  # MQTT's two-byte length prefix
+SHOWN_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -30,25 +34,54 @@ class Command:
     args: Mapping[str, Any] = field(default_factory=dict)
     response_topic: str | None = None
     correlation: bytes | None = None
+    ticket: int | None = None  # the MQTT link's handle for acknowledging this delivery
 
 
 class CommandRejected(Exception):
-    """A command that will not run; ``code`` is one of reply.json's error codes."""
+    """A command that will not run; ``code`` is one of reply.json's error codes, unless
+    ``answerable`` is false: then no reply can be sent and ``code`` only names the case."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, answerable: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.answerable = answerable
+
+
+def shown(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` for a message or a log line: printable characters as they are (a Chinese verb
+    stays readable), others and backslashes escaped, long text cut with an ellipsis."""
+    out = "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode()
+                  for c in text[:limit])
+    return out + ("…" if len(text) > limit else "")
+
+
+def topic_name_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to (MQTT 5 §4.7), or None."""
+    if not topic:
+        return "it is empty"
+    if "+" in topic or "#" in topic:
+        return "it contains a wildcard (+ or #)"
+    if "\0" in topic:
+        return "it contains a NUL character"
+    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
+        return f"it is longer than {MAX_TOPIC_BYTES} bytes"
+    return None
 
 
 def parse(verb: str, payload: bytes, *, response_topic: str | None = None,
           correlation: bytes | None = None, known_checks: frozenset[str] = frozenset(),
-          verbs: Mapping[str, frozenset[str]] = VERBS) -> Command:
+          verbs: Mapping[str, frozenset[str]] = VERBS, ticket: int | None = None) -> Command:
     """Validate one incoming command; raise ``CommandRejected`` with a reply code otherwise."""
+    if response_topic is not None:
+        problem = topic_name_problem(response_topic)
+        if problem:
+            raise CommandRejected("bad_response_topic", f"response topic "
+                                  f"'{shown(response_topic, 120)}' cannot be answered: {problem}",
+                                  answerable=False)
     if verb not in verbs:
-        shown = verb if len(verb) <= 40 and verb.isprintable() else verb[:40].encode().hex()
-        raise CommandRejected("unknown_verb",
-                              f"unknown command {shown!r}; allowed: {', '.join(sorted(verbs))}")
+        raise CommandRejected("unknown_verb", f"unknown command '{shown(verb)}'; allowed: "
+                                              f"{', '.join(sorted(verbs))}")
     if len(payload) > MAX_PAYLOAD:
         raise CommandRejected("too_large", f"payload of {len(payload)} bytes; at most "
                                            f"{MAX_PAYLOAD} bytes are accepted")
@@ -78,7 +111,7 @@ def parse(verb: str, payload: bytes, *, response_topic: str | None = None,
         raise CommandRejected("bad_payload", "lang must be 'en' or 'zh_CN'")
     if verb == "diagnose" and "symptom" not in args:
         raise CommandRejected("bad_payload", "diagnose needs a symptom")
-    return Command(verb, args, response_topic, correlation)
+    return Command(verb, args, response_topic, correlation, ticket)
 
 
 def _decode(payload: bytes) -> dict[str, Any]:

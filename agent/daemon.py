@@ -1,10 +1,17 @@
 """``posdiag run``: the checks as a service a fleet can rely on.
 
-One main loop owns all state: it runs due checks through the same runner as the CLI, turns
-status changes into events (with a hold-off against flapping), queues heartbeats and reports in the
-on-disk outbox, executes commands one at a time, and pings the systemd watchdog — from this loop
-only, so a hung loop is restarted. paho's network thread and the udev thread only put work on the
-loop's queue.
+One main loop owns all state: it turns status changes into events (with a hold-off against
+flapping), queues heartbeats and reports in the on-disk outbox, answers commands, and pings the
+systemd watchdog — from this loop only, so a hung loop is restarted. Due checks run through the
+same runner as the CLI, but on one worker thread (``scheduler.Worker``): a payment host that
+black-holes for 15 s must not hold up heartbeats, presence or a ``busy`` answer. The worker's
+results come back through the loop's queue, as paho's network thread and the udev thread put
+their work there; a worker stuck far beyond every check's time limit stops the watchdog pings.
+
+Every command with a usable Response Topic gets exactly one reply: ``selftest`` and
+``diagnose`` wait for the worker, at most ``max_queued_commands`` of them behind the running one;
+beyond that, or while stopping, the answer is ``busy``, built on the MQTT thread without running
+anything. Rejected commands are logged as a summary per minute, not one line each.
 """
 
 from __future__ import annotations
@@ -15,21 +22,23 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from posdiag import payloads, report
 from posdiag.checks import REGISTRY
 from posdiag.checks.base import AnySpec
-from posdiag.commands import Command, CommandRejected, parse
-from posdiag.config import Config, load
+from posdiag.commands import Command, CommandRejected, parse, shown
+from posdiag.config import Config, as_dict, load
 from posdiag.errors import ConfigError
 from posdiag.paths import Roots
 from posdiag.results import CheckResult, Status
 from posdiag.runner import plan, run_checks
-from posdiag.scheduler import Periodic, Scheduler
+from posdiag.scheduler import Periodic, Scheduler, Worker
+from posdiag.tally import Tally
 
 log = logging.getLogger("posdiag.daemon")
 
@@ -42,6 +51,12 @@ SHUTDOWN_BUDGET_S = 4.0
 WAIT_CAP_S = 0.5
 HOTPLUG_SETTLE_S = 2.0  # SIGTERM → exit well within systemd's and the issue's 5 s
 STORE_RETRY_S = 5.0  # a status change the outbox could not store is tried again this often
+WORKER_VERBS = frozenset({"selftest", "diagnose"})  # these run checks, on the worker
+MAX_QUICK_COMMANDS = 64  # ping/report waiting; the link's Receive Maximum keeps it far lower
+STALL_MARGIN_S = 60.0  # a worker job this far past the sum of all check time limits is stuck
+# Read once at start: a reload cannot change them (the outbox is open; moving it would split
+# the seq and its undelivered messages between two files).
+RESTART_KEYS = ("outbox.path", "outbox.max_bytes", "paths.state_dir")
 
 
 @dataclass
@@ -66,8 +81,14 @@ class Daemon:
         self.started = time.monotonic()
         self._stop = False
         self._reload = False
-        self._queued_commands = 0
-        self._commands_lock = threading.Lock()  # the count is shared with the MQTT thread
+        self._open: dict[int, Command] = {}  # accepted, not answered yet (by id)
+        self._closing = False
+        self._commands_lock = threading.Lock()  # both are shared with the MQTT thread
+        self.rejections = Tally(log, "commands not answered or refused")
+        self._cycle_running = False
+        self._stall_logged = False
+        self._started_config = self.config  # what restart-only keys are in effect
+        self._needs_restart: tuple[str, ...] = ()
         self._last_status_line = ""
         from posdiag.drivers.procfs.kernel import boot_id
 
@@ -118,6 +139,7 @@ class Daemon:
             return EX_CANTCREAT
         self.link = self._new_link(Link)
         self.link.start()
+        self.worker = Worker(lambda outcome: self.inbox.put(("done", outcome))).start()
         self.watcher = self._start_watcher()
         self._put("event", lambda seq: payloads.agent_started(self.config.terminal_id, seq))
 
@@ -139,7 +161,9 @@ class Daemon:
         while not self._stop:
             # The cap bounds how late a signal is acted on: Python runs handlers in the main
             # thread, and one delivered to another thread does not interrupt this wait.
-            timeout = min(self.scheduler.seconds_until_next(), self.heartbeat.seconds_left(),
+            # While a cycle runs, due checks wait for it: its end arrives on the queue.
+            next_check = 3600.0 if self._cycle_running else self.scheduler.seconds_until_next()
+            timeout = min(next_check, self.heartbeat.seconds_left(),
                           self.report_timer.seconds_left(), self._holdoff_wait(), WAIT_CAP_S)
             if watchdog_s:
                 timeout = min(timeout, max(0.0, last_ping + watchdog_s - time.monotonic()))
@@ -153,9 +177,9 @@ class Daemon:
                 self._do_reload()
             if self._stop:
                 break
-            due = self.scheduler.due()
+            due = [] if self._cycle_running else self.scheduler.due()
             if due:
-                self._run_checks(due)
+                self._start_cycle(due)
             self._flush_holdoffs()
             if self.heartbeat.due():
                 self.heartbeat.done()
@@ -163,9 +187,11 @@ class Daemon:
             if self.report_timer.due():
                 self.report_timer.done()
                 self._enqueue_report()
-            if watchdog_s and time.monotonic() - last_ping >= watchdog_s:
+            if watchdog_s and time.monotonic() - last_ping >= watchdog_s \
+                    and not self._worker_stalled():
                 self.notifier.watchdog()
                 last_ping = time.monotonic()
+            self.rejections.flush()
             self._update_status_line()
         return self._shutdown()
 
@@ -182,6 +208,14 @@ class Daemon:
         log.info("stopping: delivering what is queued, then going offline")
         if self.watcher is not None:
             self.watcher.stop()
+        with self._commands_lock:
+            self._closing = True
+            unanswered, self._open = list(self._open.values()), {}
+        for cmd in unanswered:  # queued or on the worker: they still get their one reply
+            self._reply(cmd, error=("busy", "the agent is stopping; ask again when it is back "
+                                            "online"))
+        self.worker.stop()
+        self.rejections.flush(force=True)
         offline = payloads.dumps(payloads.status(self.config.terminal_id, "offline",
                                                  self.boot_id))
         self.link.stop(offline, timeout_s=max(0.5, deadline - time.monotonic()))
@@ -191,29 +225,41 @@ class Daemon:
     # -- work items -----------------------------------------------------------------------------
     def _handle(self, kind: str, item: Any) -> None:
         if kind == "command":
-            with self._commands_lock:
-                self._queued_commands -= 1
             self._execute(item)
+        elif kind == "done":  # a worker job's outcome, to be taken in on this loop
+            item()
         elif kind == "udev":
             self._on_hotplug(item)
 
     def _on_command(self, verb: str, payload: bytes, response_topic: str | None,
-                    correlation: bytes | None) -> None:
+                    correlation: bytes | None, ticket: int | None = None) -> None:
         """Called from the MQTT thread: validate and queue, or answer at once with an error."""
         try:
             cmd = parse(verb, payload, response_topic=response_topic, correlation=correlation,
-                        known_checks=frozenset(s.name for s in self.specs))
+                        known_checks=frozenset(s.name for s in self.specs), ticket=ticket)
         except CommandRejected as e:
-            log.warning("command %r rejected: %s", verb[:40], e.message)
-            self._reply(Command(verb, {}, response_topic, correlation), error=(e.code, e.message))
+            self.rejections.add(e.code, f"command '{shown(verb)}' refused ({e.code}): "
+                                        f"{e.message}")
+            if e.answerable:
+                self._reply(Command(verb, {}, response_topic, correlation, ticket),
+                            error=(e.code, e.message))
+            else:  # nowhere to answer: only counted (and the delivery acknowledged)
+                self.link.settle(ticket)
             return
+        on_worker = cmd.verb in WORKER_VERBS
+        limit = self.config.daemon.max_queued_commands + 1 if on_worker else MAX_QUICK_COMMANDS
         with self._commands_lock:
-            waiting = self._queued_commands
-            if waiting < self.config.daemon.max_queued_commands:
-                self._queued_commands += 1
-        if waiting >= self.config.daemon.max_queued_commands:
-            self._reply(cmd, error=("busy", f"{waiting} commands are already waiting; "
-                                            "try again later"))
+            waiting = sum(1 for c in self._open.values() if (c.verb in WORKER_VERBS) == on_worker)
+            closing = self._closing
+            accepted = waiting < limit and not closing
+            if accepted:
+                self._open[id(cmd)] = cmd
+        if not accepted:
+            why = ("the agent is stopping" if closing else
+                   f"{waiting} commands that run checks are already running or waiting"
+                   if on_worker else f"{waiting} commands are already waiting")
+            self.rejections.add("busy", f"command '{cmd.verb}' answered busy: {why}")
+            self._reply(cmd, error=("busy", f"{why}; try again later"))
             return
         self.inbox.put(("command", cmd))
 
@@ -222,25 +268,44 @@ class Daemon:
             if cmd.verb == "ping":
                 from posdiag import __version__
 
-                self._reply(cmd, result={"pong": True, "version": __version__,
-                                         "uptime_s": round(time.monotonic() - self.started, 1)})
+                self._answer(cmd, result={"pong": True, "version": __version__,
+                                          "uptime_s": round(time.monotonic() - self.started, 1)})
             elif cmd.verb == "selftest":
                 names = list(cmd.args.get("checks") or [])
-                fresh = self._run_checks(names or [s.name for s in plan(self.specs,
-                                                                          self.config).run],
-                                         only=names)
-                rep = report.build(fresh, terminal_id=self.config.terminal_id, seq=0,
-                                   valid_for_s=self.valid_for_s, boot_id=self.boot_id)
-                self._reply(cmd, result=rep.to_dict())
+                wanted = names or [s.name for s in plan(self.specs, self.config).run]
+
+                def answer(fresh: list[CheckResult]) -> None:
+                    self._apply_results(wanted, fresh)
+                    rep = report.build(fresh, terminal_id=self.config.terminal_id, seq=0,
+                                       valid_for_s=self.valid_for_s, boot_id=self.boot_id)
+                    self._answer(cmd, result=rep.to_dict())
+
+                self.worker.submit(self._checks_job(wanted), answer,
+                                   partial(self._command_failed, cmd))
             elif cmd.verb == "report":
-                self._reply(cmd, result=self._enqueue_report())
+                self._answer(cmd, result=self._enqueue_report())
             elif cmd.verb == "diagnose":
-                self._reply(cmd, result=self._diagnose(cmd))
-        except CommandRejected as e:
-            self._reply(cmd, error=(e.code, e.message))
+                self.worker.submit(partial(self._diagnose, cmd),
+                                   lambda doc: self._answer(cmd, result=doc),
+                                   partial(self._command_failed, cmd))
         except Exception as e:  # a command must never take the daemon down
-            log.exception("command %s failed", cmd.verb)
-            self._reply(cmd, error=("failed", f"{type(e).__name__}: {e}"[:300]))
+            self._command_failed(cmd, e)
+
+    def _command_failed(self, cmd: Command, e: BaseException) -> None:
+        if isinstance(e, CommandRejected):
+            self.rejections.add(e.code, f"command '{cmd.verb}' refused ({e.code}): {e.message}")
+            self._answer(cmd, error=(e.code, e.message))
+            return
+        log.error("command %s failed", cmd.verb, exc_info=e)
+        self._answer(cmd, error=("failed", f"{type(e).__name__}: {e}"[:300]))
+
+    def _answer(self, cmd: Command, *, result: dict[str, Any] | None = None,
+                error: tuple[str, str] | None = None) -> None:
+        """The one reply of an accepted command."""
+        with self._commands_lock:
+            if self._open.pop(id(cmd), None) is None:
+                return  # already answered (busy, while stopping)
+        self._reply(cmd, result=result, error=error)
 
     def _diagnose(self, cmd: Command) -> dict[str, Any]:
         try:
@@ -253,16 +318,54 @@ class Daemon:
     def _reply(self, cmd: Command, *, result: dict[str, Any] | None = None,
                error: tuple[str, str] | None = None) -> None:
         if not cmd.response_topic:
-            log.info("command %s has no response topic; no reply sent", cmd.verb[:40])
+            self.rejections.add("no_response_topic", f"command '{shown(cmd.verb)}' has no "
+                                                     "response topic; no reply sent")
+            self.link.settle(cmd.ticket)
             return
         doc = payloads.reply(self.config.terminal_id, cmd.verb, result=result, error=error)
-        self.link.reply(cmd.response_topic, cmd.correlation, payloads.dumps(doc))
+        self.link.reply(cmd.response_topic, cmd.correlation, payloads.dumps(doc),
+                        ticket=cmd.ticket)
 
     # -- checks, events, reports ----------------------------------------------------------------
     def _run_checks(self, names: Sequence[str], *, only: Sequence[str] = (),
                     first: bool = False) -> list[CheckResult]:
+        """Run checks here, on the calling thread (the first cycle, before READY=1)."""
         wanted = list(only) or list(names)
-        fresh = run_checks(self.specs, self.config, self.roots, only=wanted)
+        return self._apply_results(wanted, self._checks_job(wanted)(), first=first)
+
+    def _checks_job(self, wanted: Sequence[str]) -> Callable[[], list[CheckResult]]:
+        # The config and roots of now: a reload during the run does not mix two of them.
+        return partial(run_checks, self.specs, self.config, self.roots, only=list(wanted))
+
+    def _start_cycle(self, names: Sequence[str]) -> None:
+        wanted = list(names)
+
+        def finished(fresh: list[CheckResult]) -> None:
+            self._cycle_running = False
+            self._apply_results(wanted, fresh)
+
+        def failed(e: BaseException) -> None:  # a runner bug: say it, try again next interval
+            self._cycle_running = False
+            self.scheduler.done(wanted)
+            log.error("check cycle failed: %s: %s", type(e).__name__, e, exc_info=e)
+
+        self._cycle_running = True
+        self.worker.submit(self._checks_job(wanted), finished, failed)
+
+    def _worker_stalled(self) -> bool:
+        """True when a worker job has run far beyond every check's time limit together: the
+        watchdog then goes unfed and systemd restarts the service."""
+        limit = STALL_MARGIN_S + sum(s.timeout(self.config.check(s.name))
+                                     for s in plan(self.specs, self.config).run)
+        stalled = self.worker.running_for_s() > limit
+        if stalled and not self._stall_logged:
+            log.error("a check run has taken over %.0f s; no more watchdog pings", limit)
+        self._stall_logged = stalled
+        return stalled
+
+    def _apply_results(self, wanted: Sequence[str], fresh: list[CheckResult], *,
+                       first: bool = False) -> list[CheckResult]:
+        """Take in results (on the main loop): new status, events for changes."""
         self.scheduler.done(wanted)
         now = time.monotonic()
         for r in fresh:
@@ -365,11 +468,15 @@ class Daemon:
             self.config.terminal_id, seq, ev.action == "add", ev.as_event_device()))
         check = DEVICE_CHECKS.get(ev.serves if ev.kind == "bridge" else ev.kind or "")
         if check and check in self.scheduler.intervals:
-            (result,) = self._run_checks([check]) or (None,)
-            if ev.action == "add" and result is not None and result.reason == "no_device":
-                # A port can be announced a moment before it can be found and opened (udev
-                # rules, firmware start-up): look once more after it has settled.
-                self.scheduler.run_in(check, HOTPLUG_SETTLE_S)
+            def looked(fresh: list[CheckResult]) -> None:
+                (result,) = self._apply_results([check], fresh) or (None,)
+                if ev.action == "add" and result is not None and result.reason == "no_device":
+                    # A port can be announced a moment before it can be found and opened (udev
+                    # rules, firmware start-up): look once more after it has settled.
+                    self.scheduler.run_in(check, HOTPLUG_SETTLE_S)
+
+            self.worker.submit(self._checks_job([check]), looked,
+                               lambda e: log.error("hotplug check of %s failed: %s", check, e))
 
     # -- reload and status ----------------------------------------------------------------------
     def _do_reload(self) -> None:
@@ -381,9 +488,21 @@ class Daemon:
             self.notifier.ready()
             return
         old = self.config
+        changed = changed_keys(as_dict(old), as_dict(new))
+        # Restart-only keys compare with what is in effect: the config the daemon started with.
+        self._needs_restart = tuple(k for k in changed_keys(as_dict(self._started_config),
+                                                            as_dict(new))
+                                    if k in RESTART_KEYS)
+        applied = [k for k in changed if k not in RESTART_KEYS]
         self.config = new
         self.roots = self._roots(new)
-        self.scheduler.update(self.intervals())
+        d, jitter = new.daemon, new.daemon.jitter_percent / 100
+        self.scheduler.update(self.intervals(), jitter=jitter)
+        for name in [n for n in self.results if n not in self.scheduler.intervals]:
+            del self.results[name]  # disabled now: no stale result in reports and heartbeats
+            self.published.pop(name, None)
+        self.heartbeat.update(d.heartbeat_s, jitter=jitter)
+        self.report_timer.update(d.report_s, jitter=jitter)
         if (new.mqtt, new.terminal_id) != (old.mqtt, old.terminal_id):
             from posdiag.mqtt import Link
 
@@ -392,7 +511,23 @@ class Daemon:
             self.link.stop(offline, timeout_s=2.0)
             self.link = self._new_link(Link)
             self.link.start()
-        log.info("configuration reloaded")
+        else:
+            if d.publish_rate_per_s != old.daemon.publish_rate_per_s:
+                self.link.set_rate(d.publish_rate_per_s)
+            if d.heartbeat_s != old.daemon.heartbeat_s:
+                self.link.announce()  # presence tells the backend the cadence to expect
+        if self._needs_restart:
+            kept = ", ".join(f"{k} = {_value_at(as_dict(self._started_config), k)!r}"
+                             for k in self._needs_restart)
+            log.warning("configuration partly reloaded: applied %s; not applied until a "
+                        "restart (systemctl restart posdiag): %s (still %s)",
+                        ", ".join(applied) or "nothing else", ", ".join(self._needs_restart),
+                        kept)
+        else:
+            back = [k for k in changed if k in RESTART_KEYS]  # to what has been in use all along
+            said = [f"applied {k}" for k in applied] + [f"{k} back to the value in use"
+                                                        for k in back]
+            log.info("configuration reloaded: %s", ", ".join(said) or "nothing changed")
         self.notifier.ready()
 
     def _new_link(self, link_cls: Any) -> Any:
@@ -403,9 +538,10 @@ class Daemon:
         return link_cls(
             self.config.mqtt, self.topics, self.outbox, client_id=f"posdiag-{tid}",
             will=payloads.dumps(payloads.status(tid, "lost", self.boot_id)),
-            birth=lambda: payloads.dumps(payloads.status(
+            birth=lambda: payloads.dumps(payloads.status(  # the config of the moment
                 tid, "online", self.boot_id, capabilities=CAPABILITIES,
-                checks=[s.name for s in self.specs], heartbeat_s=d.heartbeat_s,
+                checks=[s.name for s in self.specs],
+                heartbeat_s=self.config.daemon.heartbeat_s,
                 outbox_id=self.outbox.outbox_id)),
             on_command=self._on_command, rate_per_s=d.publish_rate_per_s,
             window=self.config.mqtt.max_inflight,
@@ -422,6 +558,26 @@ class Daemon:
                 f"{' …' if len(bad) > 3 else ''}; mqtt "
                 f"{'connected' if self.link.connected else 'disconnected'}; "
                 f"outbox {health.depth}")
+        if self._needs_restart:
+            line += f"; restart to apply {', '.join(self._needs_restart)}"
         if line != self._last_status_line:
             self._last_status_line = line
             self.notifier.status(line)
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the leaves that differ between two ``config.as_dict`` trees."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b or (key in old) != (key in new):
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _value_at(tree: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree

@@ -29,15 +29,22 @@ Decisions (DESIGN §3.3, §7; protocols.md §8):
 - **Delivery:** oldest ``seq`` first, at most ``window`` messages awaiting PUBACK (never more than
   the broker's Receive Maximum allows) and at most ``rate_per_s`` messages per second.
 - **Commands** arrive on ``<prefix>/<id>/cmd/+`` (QoS 1, retained copies never delivered: an old
-  retained command must not run again at every reconnect) and go to ``on_command`` unparsed.
-  ``on_command`` runs on this thread and must return quickly. Replies are not queued in the
-  outbox: they answer a live request.
+  retained command must not run again at every reconnect) and go to ``on_command`` unparsed,
+  with a ticket. ``on_command`` runs on this thread and must return quickly. Replies are not
+  queued in the outbox: they answer a live request.
+- **Flow control for commands:** our CONNECT carries Receive Maximum ``receive_max``, and a
+  command's PUBACK is sent only once its reply has been handed over (``reply(ticket=…)``) or it
+  was settled without one (``settle``). A broker that keeps to MQTT 5 §4.9 then holds a flood
+  itself. Not every broker does (Mosquitto 2.0.11 refills a whole window per PUBACK), so
+  replies are never dropped for room either: the queue is a large safety net (``MAX_REPLIES``),
+  and the daemon keeps each reply cheap (``busy``) when it is overloaded.
 - Network trouble never raises into the caller: it is one log line and another attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import random
@@ -63,6 +70,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from posdiag.config import MqttConfig
 from posdiag.payloads import Topics
+from posdiag.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +79,10 @@ DEFAULT_RATE_PER_S = 5.0
 POLL_S = 5.0  # look at the outbox this often even without a wake(): a missed wake costs no more
 TICK_S = 1.0  # paho's keep-alive bookkeeping (loop_misc) wants calling about once a second
 STABLE_S = 30.0  # a connection that lasted this long resets the backoff
-MAX_REPLIES = 32
+COMMAND_WINDOW = 16  # Receive Maximum we announce: commands the broker may have unacked to us
+# Replies drain as fast as the broker acknowledges them; the cap only guards memory (~1 MB of
+# busy replies) against a broker that floods us and then stops reading.
+MAX_REPLIES = 4096
 REPLY_TTL_S = 60.0  # a reply that could not go out within this is no longer awaited
 PACKET_TOO_LARGE = 0x95
 
@@ -97,7 +108,9 @@ class OutboxLike(Protocol):
     def reject(self, seq: int, reason_code: int) -> object: ...
 
 
-CommandHandler = Callable[[str, bytes, "str | None", "bytes | None"], None]
+# verb, payload, response topic, correlation data, ticket (see Link.reply and Link.settle)
+CommandHandler = Callable[[str, bytes, "str | None", "bytes | None", "int | None"], None]
+_tickets = itertools.count(1)  # unique across links, so a ticket never names another's delivery
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,12 +178,15 @@ class LinkCounters:
     acked: int = 0
     rejected: int = 0
     replies: int = 0
+    commands: int = 0
+    replies_dropped: int = 0
     denied: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_dict(self) -> dict[str, Any]:
         return {"connects": self.connects, "connect_failures": self.connect_failures,
                 "disconnects": self.disconnects, "published": self.published,
                 "acked": self.acked, "rejected": self.rejected, "replies": self.replies,
+                "commands": self.commands, "replies_dropped": self.replies_dropped,
                 "denied": {f"0x{code:02x}": n for code, n in sorted(self.denied.items())}}
 
 
@@ -209,6 +225,7 @@ class _Reply:
     correlation: bytes | None
     payload: bytes
     at: float
+    ticket: int | None = None
 
 
 class Link:
@@ -219,9 +236,11 @@ class Link:
                  on_command: CommandHandler | None = None,
                  rate_per_s: float = DEFAULT_RATE_PER_S, window: int = DEFAULT_WINDOW,
                  backoff: Backoff | None = None, connect_timeout_s: float = 10.0,
-                 rng: random.Random | None = None) -> None:
+                 receive_max: int = COMMAND_WINDOW, rng: random.Random | None = None) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, not {window}")
+        if not 1 <= receive_max <= 65535:
+            raise ValueError(f"receive maximum must be 1-65535, not {receive_max}")
         if not connect_timeout_s > 0:
             raise ValueError(f"connect timeout must be > 0 s, not {connect_timeout_s!r}")
         self.config = config
@@ -232,12 +251,17 @@ class Link:
         self.birth = birth
         self.on_command = on_command
         self.window = window
+        self.receive_max = receive_max
         self.backoff = backoff or Backoff()
         self.connect_timeout_s = connect_timeout_s
         self._rng = rng or random.Random()
         self._rate = RateLimit(rate_per_s, min(window, max(1, int(rate_per_s))), time.monotonic)
         self._lock = threading.Lock()
         self._replies: deque[_Reply] = deque()
+        self._deliveries: dict[int, tuple[_Session, int]] = {}  # ticket -> (session, mid)
+        self._settled: list[int] = []  # tickets settled by other threads, to acknowledge
+        self._announce = False
+        self._dropped_replies = Tally(log, "replies dropped")
         self._stop = threading.Event()
         self._stop_deadline = 0.0
         self._offline: bytes | None = None
@@ -247,6 +271,7 @@ class Link:
         self._wake_w.setblocking(False)
         self._wakened = True
         self._connected = False
+        self._subscribed = False
         self._attempt = 0
         self._warned_files: set[str] = set()
         self._denied_seen: set[tuple[str, int]] = set()
@@ -258,6 +283,11 @@ class Link:
     def connected(self) -> bool:
         """True between a successful CONNACK and the end of that connection."""
         return self._connected
+
+    @property
+    def subscribed(self) -> bool:
+        """True once the broker granted the command subscription on this connection."""
+        return self._subscribed
 
     @property
     def endpoint(self) -> str:
@@ -275,18 +305,42 @@ class Link:
         self._wakened = True
         self._poke()
 
-    def reply(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
-        """Publish a command reply (QoS 1, Correlation Data copied) as soon as connected.
+    def reply(self, topic: str, correlation: bytes | None, payload: bytes, *,
+              ticket: int | None = None) -> None:
+        """Publish a command reply (QoS 1, Correlation Data copied) as soon as connected; the
+        command's delivery (``ticket``) is acknowledged once the reply is handed to the broker.
 
-        A reply waits at most ``REPLY_TTL_S`` for a connection, and at most ``MAX_REPLIES`` wait
-        (beyond that the oldest is dropped)."""
+        A reply waits at most ``REPLY_TTL_S`` for a connection; beyond ``MAX_REPLIES`` waiting
+        the oldest is dropped and counted (a net: the flow control keeps the queue short)."""
+        dropped: _Reply | None = None
         with self._lock:
             if len(self._replies) >= MAX_REPLIES:
                 dropped = self._replies.popleft()
-                log.warning("mqtt: too many replies waiting; dropped the one to %s",
-                            dropped.topic[:120])
-            self._replies.append(_Reply(topic, correlation, payload, time.monotonic()))
+                self._n["replies_dropped"] += 1
+            self._replies.append(_Reply(topic, correlation, payload, time.monotonic(), ticket))
+        if dropped is not None:
+            self._dropped_replies.add("overflow", f"mqtt: {MAX_REPLIES} replies waiting; "
+                                      f"dropped the oldest, to {dropped.topic[:120]}")
+            self.settle(dropped.ticket)
         self._poke()
+
+    def settle(self, ticket: int | None) -> None:
+        """The command delivered with ``ticket`` needs no reply: acknowledge it now."""
+        if ticket is None:
+            return
+        with self._lock:
+            self._settled.append(ticket)
+        self._poke()
+
+    def announce(self) -> None:
+        """Publish the birth message again (its contents changed, e.g. after a reload)."""
+        self._announce = True
+        self._poke()
+
+    def set_rate(self, rate_per_s: float) -> None:
+        """A new publish rate (after a reload); takes effect at once."""
+        self._rate = RateLimit(rate_per_s, min(self.window, max(1, int(rate_per_s))),
+                               time.monotonic)
 
     def stop(self, offline: bytes | None = None, timeout_s: float = 3.0) -> bool:
         """Deliver what is in flight, publish ``offline`` (retained), DISCONNECT normally.
@@ -316,7 +370,8 @@ class Link:
                             disconnects=n.get("disconnects", 0),
                             published=n.get("published", 0), acked=n.get("acked", 0),
                             rejected=n.get("rejected", 0), replies=n.get("replies", 0),
-                            denied=denied)
+                            commands=n.get("commands", 0),
+                            replies_dropped=n.get("replies_dropped", 0), denied=denied)
 
     # -- the link thread -------------------------------------------------------------------------
     def _poke(self) -> None:
@@ -359,8 +414,9 @@ class Link:
     def _connect(self) -> tuple[_Session | None, str]:
         """Open the network connection and send CONNECT."""
         cfg = self.config
+        # manual_ack: a command is acknowledged when it has been answered (flow control).
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=paho.MQTTv5, reconnect_on_failure=False)
+                             protocol=paho.MQTTv5, reconnect_on_failure=False, manual_ack=True)
         session = _Session(client, time.monotonic() + self.connect_timeout_s,
                            window=self.window)
         client.user_data_set(session)
@@ -382,7 +438,10 @@ class Link:
                 client.username_pw_set(cfg.username or None, password)
             if cfg.tls:
                 client.tls_set_context(self._tls_context())
-            client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=True)
+            props = Properties(PacketTypes.CONNECT)
+            props.ReceiveMaximum = self.receive_max
+            client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=True,
+                           properties=props)
         except (OSError, ValueError) as e:  # ssl.SSLError and socket.gaierror are OSErrors
             if client.socket() is not None:
                 with contextlib.suppress(Exception):
@@ -429,7 +488,12 @@ class Link:
             if self._stop.is_set() and self._stopping(s, now):
                 break
             if s.connected:
+                self._acknowledge_settled(s)
                 self._send_replies(s)
+                if self._announce:
+                    self._announce = False
+                    info = client.publish(self.topics.status, self.birth(), qos=1, retain=True)
+                    s.others[info.mid] = self.topics.status
                 self._pump(s, now)
             timeout = self._timeout(s, now)
             pending = getattr(sock, "pending", None)
@@ -466,6 +530,9 @@ class Link:
         was_connected = s.connected
         s.connected = False
         self._connected = False
+        self._subscribed = False
+        with self._lock:  # deliveries die with their session: the broker forgets them too
+            self._deliveries = {t: d for t, d in self._deliveries.items() if d[0] is not s}
         if s.client.socket() is not None:
             with contextlib.suppress(Exception):
                 s.client.disconnect()
@@ -577,16 +644,21 @@ class Link:
                     return
                 r = self._replies.popleft()
             if now - r.at > REPLY_TTL_S:
-                log.warning("mqtt: reply to %s dropped after %.0f s without a connection",
-                            r.topic[:120], now - r.at)
+                self._count("replies_dropped")
+                self._dropped_replies.add("expired", f"mqtt: reply to {r.topic[:120]} dropped "
+                                          f"after {now - r.at:.0f} s without a connection")
+                self._acknowledge(s, r.ticket)
                 continue
             props = Properties(PacketTypes.PUBLISH)
             if r.correlation is not None:
                 props.CorrelationData = r.correlation
             try:
                 info = s.client.publish(r.topic, r.payload, qos=1, properties=props)
-            except ValueError as e:  # e.g. a Response Topic with wildcards
-                log.warning("mqtt: cannot reply to %r: %s", r.topic[:120], _one_line(e))
+            except ValueError as e:  # commands.parse refuses such topics; this is a net
+                self._count("replies_dropped")
+                self._dropped_replies.add("bad_topic", f"mqtt: cannot reply to "
+                                          f"{r.topic[:120]!r}: {_one_line(e)}")
+                self._acknowledge(s, r.ticket)
                 continue
             if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
                 with self._lock:
@@ -594,6 +666,22 @@ class Link:
                 return
             s.others[info.mid] = r.topic
             self._count("replies")
+            self._acknowledge(s, r.ticket)
+
+    def _acknowledge_settled(self, s: _Session) -> None:
+        with self._lock:
+            settled, self._settled = self._settled, []
+        for ticket in settled:
+            self._acknowledge(s, ticket)
+
+    def _acknowledge(self, s: _Session, ticket: int | None) -> None:
+        """PUBACK the command behind ``ticket`` if it came on this connection."""
+        if ticket is None:
+            return
+        with self._lock:
+            delivery = self._deliveries.pop(ticket, None)
+        if delivery is not None and delivery[0] is s and s.client.socket() is not None:
+            s.client.ack(delivery[1], 1)
 
     # -- paho callbacks (on the link thread, inside loop_read/loop_write/loop_misc) --------------
     def _on_connect(self, client: paho.Client, s: _Session, flags: Any, rc: ReasonCode,
@@ -611,6 +699,7 @@ class Link:
         s.window = max(1, min(self.window, s.receive_max - 2))
         s.max_packet = getattr(props, "MaximumPacketSize", None)
         log.info("mqtt: connected to %s%s", self.endpoint, " (TLS)" if self.config.tls else "")
+        self._announce = False  # the birth below is the announcement
         info = client.publish(self.topics.status, self.birth(), qos=1, retain=True)
         s.others[info.mid] = self.topics.status
         client.subscribe(self.topics.commands, options=SubscribeOptions(
@@ -663,19 +752,29 @@ class Link:
             if rc.is_failure:
                 log.error("mqtt: subscription to %s refused: %s (0x%02x); no remote commands",
                           self.topics.commands, rc, rc.value)
+        self._subscribed = not any(rc.is_failure for rc in rcs)
 
     def _on_message(self, client: paho.Client, s: _Session, msg: paho.MQTTMessage) -> None:
         verb = self.topics.verb_of(msg.topic)
+        if msg.qos == 0:  # nothing to acknowledge, nothing to hold back
+            ticket = None
+        else:
+            ticket = next(_tickets)
+            with self._lock:
+                self._deliveries[ticket] = (s, msg.mid)
+                self._n["commands"] += 1
         if verb is None or self.on_command is None:
+            self._acknowledge(s, ticket)
             return
         props = msg.properties
         response_topic = getattr(props, "ResponseTopic", None)
         correlation = getattr(props, "CorrelationData", None)
         try:
             self.on_command(verb, bytes(msg.payload), response_topic,
-                            None if correlation is None else bytes(correlation))
+                            None if correlation is None else bytes(correlation), ticket)
         except Exception:  # a broken handler must not take the connection down
             log.exception("mqtt: command handler failed for %r", verb[:40])
+            self._acknowledge(s, ticket)
 
 
 def _publish_size(topic: str, payload: bytes) -> int:

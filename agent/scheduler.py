@@ -1,4 +1,5 @@
-"""When each check runs in the daemon: its own interval, spread by jitter, runnable on demand.
+"""When each check runs in the daemon: its own interval, spread by jitter, runnable on demand;
+and where: on one worker thread, so the main loop keeps its beat while a check waits.
 
 Jitter keeps a fleet of terminals that booted together (a power cut in a mall) from probing the
 payment host and publishing in lock-step.
@@ -6,9 +7,13 @@ payment host and publishing in lock-step.
 
 from __future__ import annotations
 
+import functools
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 
 class Scheduler:
@@ -51,8 +56,12 @@ class Scheduler:
             return 3600.0
         return max(0.0, min(self.next_at.values()) - self.clock())
 
-    def update(self, intervals: Mapping[str, float]) -> None:
+    def update(self, intervals: Mapping[str, float], *, jitter: float | None = None) -> None:
         """New intervals after a reload: keep schedules of unchanged checks."""
+        if jitter is not None:
+            if not 0 <= jitter < 1:
+                raise ValueError("jitter is a fraction of the interval, 0 <= jitter < 1")
+            self.jitter = jitter
         now = self.clock()
         for n in list(self.next_at):
             if n not in intervals:
@@ -88,3 +97,80 @@ class Periodic:
 
     def seconds_left(self) -> float:
         return max(0.0, self.next_at - self.clock())
+
+    def update(self, interval: float, *, jitter: float | None = None) -> None:
+        """A new interval after a reload: due no later than one new interval from now, so a
+        shorter one applies at once and a longer one after the beat already planned."""
+        if jitter is not None:
+            self.jitter = jitter
+        if interval != self.interval:
+            self.interval = interval
+            self.next_at = min(self.next_at, self.clock() + self._spread())
+
+
+class Worker:
+    """One thread that runs jobs (check cycles, selftests, diagnoses) one after another.
+
+    One, not a pool: two runs of the same check at once would fight over its serial port. A
+    job's outcome is not handled here: ``deliver`` hands a callable to the owner's loop, which
+    calls it there, so every piece of daemon state keeps a single owner.
+    """
+
+    def __init__(self, deliver: Callable[[Callable[[], None]], None], *,
+                 name: str = "posdiag-checks",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.deliver = deliver
+        self.clock = clock
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._queued = 0
+        self._started_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Worker:
+        self._thread.start()
+        return self
+
+    def submit(self, work: Callable[[], Any], done: Callable[[Any], None],
+               failed: Callable[[BaseException], None]) -> None:
+        """Run ``work()`` on the worker; then ``done(value)`` or ``failed(error)`` is
+        delivered to the owner."""
+        with self._lock:
+            self._queued += 1
+        self._jobs.put((work, done, failed))
+
+    @property
+    def queued(self) -> int:
+        """Jobs submitted and not finished (the running one included)."""
+        with self._lock:
+            return self._queued
+
+    def running_for_s(self) -> float:
+        """How long the current job has run (0 when idle)."""
+        with self._lock:
+            started = self._started_at
+        return 0.0 if started is None else self.clock() - started
+
+    def stop(self) -> None:
+        """Finish the running job, then end (daemon thread: a stuck job does not hold exit)."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            work, done, failed = job
+            with self._lock:
+                self._started_at = self.clock()
+            outcome: Callable[[], None]
+            try:
+                value = work()
+            except Exception as e:  # reported to the owner, never lost in this thread
+                outcome = functools.partial(failed, e)
+            else:
+                outcome = functools.partial(done, value)
+            with self._lock:
+                self._started_at = None
+                self._queued -= 1
+            self.deliver(outcome)

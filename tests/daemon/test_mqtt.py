@@ -453,13 +453,15 @@ def test_command_and_reply_round_trip(tmp_path: Path, outbox: Outbox,
     holder: dict[str, Link] = {}
 
     def on_command(verb: str, payload: bytes, response_topic: str | None,
-                   correlation: bytes | None) -> None:
+                   correlation: bytes | None, ticket: int | None) -> None:
         calls.append((verb, payload, response_topic, correlation))
+        assert ticket is not None  # QoS 1: a delivery to acknowledge
         if verb == "boom":
             raise RuntimeError("handler bug")
         if response_topic:  # answer from another thread, as the daemon does
             threading.Thread(target=holder["link"].reply,
-                             args=(response_topic, correlation, b'{"pong":true}')).start()
+                             args=(response_topic, correlation, b'{"pong":true}'),
+                             kwargs={"ticket": ticket}).start()
 
     reply_topic = f"{TOPICS.base}/reply/backend-1"
     with Broker(tmp_path) as broker, \
@@ -482,3 +484,56 @@ def test_command_and_reply_round_trip(tmp_path: Path, outbox: Outbox,
                          ("ping", b'{"x":1}', reply_topic, b"\x00\xffcorr")]
         assert link.connected and link.counters().connects == 1
         assert link.counters().replies == 1
+
+
+def test_receive_maximum_holds_a_flood_at_the_broker_until_commands_are_answered(
+        tmp_path: Path, outbox: Outbox, links: Callable[..., Link]) -> None:
+    """Our CONNECT's Receive Maximum, and a command acknowledged only once it is answered:
+    while nothing is answered, the broker holds all but ``receive_max`` commands of a flood
+    itself. Every command then arrives once, in order, and is answered once; a reply that cannot
+    be published (wildcard topic) and a command settled without one free their slot too.
+
+    Mosquitto 2.0.11 (Debian 12) refills a whole window per PUBACK rather than one slot, so
+    later on more than ``receive_max`` can be outstanding: the agent does not rely on the bound
+    (it answers ``busy`` cheaply and keeps every reply), and this test does not assert it."""
+    window = 3
+    got: list[tuple[bytes, int | None]] = []
+    cond = threading.Condition()
+
+    def on_command(verb: str, payload: bytes, response_topic: str | None,
+                   correlation: bytes | None, ticket: int | None) -> None:
+        with cond:
+            got.append((payload, ticket))
+            cond.notify_all()
+
+    reply_topic = f"{TOPICS.base}/reply/backend-1"
+    n = 30
+    with Broker(tmp_path) as broker, \
+            Subscriber(broker, reply_topic, client_id="backend") as backend:
+        link = links(broker, outbox, on_command=on_command, receive_max=window)
+        wait(lambda: link.subscribed, what="command subscription")
+        for i in range(n):
+            rc = backend.publish(f"{TOPICS.base}/cmd/ping", str(i).encode(),
+                                 response_topic=reply_topic, correlation=str(i).encode())
+            assert not rc.is_failure
+        with cond:
+            assert cond.wait_for(lambda: len(got) >= window, timeout=10)
+        time.sleep(0.5)  # room for a broker that ignored our Receive Maximum to show it
+        with cond:
+            assert len(got) == window  # the other commands wait at the broker
+        # Answer one by one, as a slow agent would; each answer lets more in.
+        for i in range(n):
+            with cond:
+                assert cond.wait_for(lambda i=i: len(got) > i, timeout=10), f"command {i}"
+                payload, ticket = got[i]
+            if i == 0:  # unpublishable: dropped and counted, the delivery still settled
+                link.reply("posdiag/+/wild", b"0", b'{"pong":true}', ticket=ticket)
+            elif i == 1:  # a command that needs no reply
+                link.settle(ticket)
+            else:
+                link.reply(reply_topic, payload, b'{"pong":true}', ticket=ticket)
+        replies = backend.wait_until(lambda ms: len(ms) >= n - 2, timeout_s=20)
+    assert [p for p, _ in got] == [str(i).encode() for i in range(n)]  # all, in order
+    assert sorted(int(m.correlation or b"-1") for m in replies) == list(range(2, n))
+    c = link.counters()
+    assert c.commands == n and c.replies == n - 2 and c.replies_dropped == 1
