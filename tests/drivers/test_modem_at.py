@@ -54,7 +54,7 @@ def test_a_line_split_across_reads_is_reassembled() -> None:
 
 def test_non_printable_bytes_are_a_garbled_line() -> None:
     with pytest.raises(ProtocolError) as info:
-        LineSplitter().feed(b"\r\n+CSQ: \xb2\x00,9\r\n")
+        LineSplitter().feed(b"\r\n+CSQ: \xb2\x1b,9\r\n")
     assert info.value.kind == "garbled"
 
 
