@@ -284,8 +284,9 @@ def is_registration_urc(line: str, prefix: str) -> bool:
     """Whether a ``+CxREG:`` line is a URC rather than the read answer.
 
     27.007 §7.2/§10.1.20/§10.1.22: the read answer is ``<n>,<stat>[,<lac>,<ci>…]``; the URC
-    drops ``<n>``: ``<stat>`` alone, or ``<stat>,<lac>,<ci>[,<AcT>…]``. So a read answer has two
-    unquoted small numbers first (n is 0..5, stat 0..11), and never exactly three fields.
+    drops ``<n>``: ``<stat>`` alone, or ``<stat>,<lac>,<ci>[,<AcT>…]``. So two fields are a read
+    answer, one or three a URC, and a longer read answer starts with two unquoted small numbers
+    (n is 0..5, stat 0..11) where a URC has its LAC second.
     """
     try:
         fields = split_fields(payload_of(line, prefix))
@@ -293,6 +294,8 @@ def is_registration_urc(line: str, prefix: str) -> bool:
         return False  # not well formed: let the parser have it as the answer
     if len(fields) < 2 or len(fields) == 3:
         return True
+    if len(fields) == 2:
+        return False  # no URC form has two fields
     return not (_small_int(fields[0], 5) and _small_int(fields[1], 11))
 
 

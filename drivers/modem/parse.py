@@ -464,8 +464,14 @@ def parse_registration(line: str) -> Registration:
     if is_registration_urc(line, prefix):
         rest = fields
     else:
-        n = _int(fields[0], f"{prefix} <n>")
         rest = fields[1:]
+        try:
+            n = _int(fields[0], f"{prefix} <n>")
+        except ProtocolError:
+            n = None
+        if n is None or n > 5:
+            unreadable.append(_unreadable(f"{prefix} <n>", fields[0]))
+            n = None
     try:
         value = _int(rest[0], f"{prefix} <stat>")
     except ProtocolError:
