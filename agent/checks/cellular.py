@@ -85,7 +85,7 @@ def _metrics(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
     v.metric("modem_revision", p.identity.revision)
     if cfg.report_imei:
         v.metric("modem_imei", p.identity.imei)
-    v.metric("sim_state", str(p.sim))
+    v.metric("sim_state", str(p.sim) if p.sim is not None else None)
     s = p.signal
     v.metric("signal_dbm", s.rssi_dbm)
     v.metric("signal_percent", s.csq.percent)
@@ -95,14 +95,20 @@ def _metrics(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
     v.metric("rsrq_db", s.rsrq_db)
     v.metric("sinr_db", s.sinr_db)
     r = p.registration
-    # Per domain: circuit switched (+CREG), GPRS (+CGREG), EPS/LTE (+CEREG); None = unsupported.
+    # Per domain: circuit switched (+CREG), GPRS (+CGREG), EPS/LTE (+CEREG); None = unsupported
+    # or unreadable (then named in unreadable_fields).
     for key, reg in (("creg_stat", r.creg), ("cgreg_stat", r.cgreg), ("cereg_stat", r.cereg)):
-        v.metric(key, int(reg.stat) if reg is not None else None)
+        v.metric(key, int(reg.stat) if reg is not None and reg.stat is not None else None)
     best = r.best
-    v.metric("registration", best.stat.name.lower() if best is not None else None)
+    v.metric("registration",
+             best.stat.name.lower() if best is not None and best.stat is not None else None)
     v.metric("access_technology", _technology(p))
     v.metric("operator", p.operator.name if p.operator is not None else None)
     v.metric("roaming", r.roaming)
+    # Everything the modem said that could not be read, so a technician sees it was the parser,
+    # not the modem; IMEI text is left out unless it may be reported.
+    fields = [u for u in p.unreadable if cfg.report_imei or "<imei>" not in u]
+    v.metric("unreadable_fields", "; ".join(fields) if fields else None)
 
 
 # -- findings ----------------------------------------------------------------------------------
@@ -127,78 +133,123 @@ def _sim_finding(v: Verdict, sim: SimState) -> bool:
     return True
 
 
-def _signal_finding(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> bool:
-    """no_signal / weak_signal; True if there is no signal at all."""
+def _unreadable(v: Verdict, p: ModemProbe, what: str, prefixes: tuple[str, ...],
+                status: str = "unknown") -> None:
+    """A field the diagnosis needs could not be read: say which, never guess."""
+    named = [u for u in p.unreadable if any(x in u for x in prefixes)]
+    detail = f": {'; '.join(named)}" if named else ""
+    summary = f"could not read the modem's {what}{detail}"
+    if status == "warn":
+        v.warn("modem_field_unreadable", summary, "cellular.report_modem_answer")
+    else:
+        v.unknown("modem_field_unreadable", summary, "cellular.report_modem_answer")
+
+
+def _no_signal(v: Verdict, p: ModemProbe) -> bool:
+    """no_signal when the radio measurements say so: +CSQ 99 ("not detectable") and no LTE
+    RSRP. A vendor service report (+QCSQ "NOSERVICE") is not a measurement."""
     s = p.signal
-    no_service = s.quectel is not None and s.quectel.sysmode == "NOSERVICE"
-    if no_service or (s.rssi_dbm is None and s.rsrp_dbm is None
-                      and not p.registration.registered):
-        source = "+QCSQ: NOSERVICE" if no_service else f"+CSQ: {s.csq.rssi},{s.csq.ber}"
-        v.fail("no_signal", f"no mobile signal ({source})", "cellular.improve_signal")
-        return True
+    if not (s.csq.undetectable and s.rsrp_dbm is None):
+        return False
+    ber = s.csq.ber if s.csq.ber is not None else "?"
+    v.fail("no_signal", f"no mobile signal (+CSQ: 99,{ber})", "cellular.improve_signal")
+    return True
+
+
+def _signal_thresholds(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
+    """weak_signal by RSRP (when its thresholds are set and the modem gives it) or RSSI."""
+    s = p.signal
     rsrp_rules = cfg.rsrp_warn_dbm is not None or cfg.rsrp_fail_dbm is not None
     if s.rsrp_dbm is not None and rsrp_rules:
         value, warn, fail, name = s.rsrp_dbm, cfg.rsrp_warn_dbm, cfg.rsrp_fail_dbm, "LTE RSRP"
     elif s.rssi_dbm is not None:
         value, warn, fail, name = s.rssi_dbm, cfg.signal_warn_dbm, cfg.signal_fail_dbm, "signal"
     else:
-        return False  # registered, but the modem gives no figure: nothing to judge
+        return  # the modem gives no figure (99 on some LTE modules): nothing to judge
     if fail is not None and value <= fail:
         v.fail("weak_signal", f"mobile {name} {value} dBm (fail at {fail} dBm)",
                "cellular.improve_signal")
     elif warn is not None and value <= warn:
         v.warn("weak_signal", f"mobile {name} {value} dBm (warn at {warn} dBm)",
                "cellular.improve_signal")
-    return False
 
 
 def _not_registered(v: Verdict, regs: list[Registration]) -> None:
     from posdiag.drivers.modem import RegistrationStat
 
-    if any(r.stat is RegistrationStat.DENIED for r in regs):
-        denied = ", ".join(f"{r.command}: 3" for r in regs if r.stat is RegistrationStat.DENIED)
-        v.fail("registration_denied", f"mobile network denied registration ({denied})",
-               "cellular.contact_operator")
-        return
     # Searching is the most hopeful state to report; otherwise the data domain's own state.
     order = (RegistrationStat.SEARCHING, RegistrationStat.UNKNOWN,
              RegistrationStat.EMERGENCY_ONLY, RegistrationStat.RLOS,
              RegistrationStat.NOT_REGISTERED)
     stat = next((s for s in order if any(r.stat is s for r in regs)), regs[0].stat)
-    detail = ", ".join(f"{r.command}: {int(r.stat)}" for r in regs)
+    assert stat is not None  # callers pass readable states only
+    detail = ", ".join(f"{r.command}: {int(r.stat)}" for r in regs if r.stat is not None)
     v.fail("not_registered", f"modem {_STAT_TEXT.get(stat.name, stat.name.lower())} ({detail})",
            "cellular.wait_for_network")
 
 
+_REG_PREFIXES = ("+CREG", "+CGREG", "+CEREG")
+
+
 def _registration_finding(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
+    """Registration first (it is what decides whether payments can go out), then the radio.
+
+    Precedence of evidence: a readable <stat> 3 is registration_denied and 0/2/4 not_registered,
+    whatever +CSQ or a vendor report says; no_signal only when the radio measures none.
+    """
+    from posdiag.drivers.modem import RegistrationStat
+
     r = p.registration
     packet = [x for x in (r.cereg, r.cgreg) if x is not None]
     # A payment terminal needs data: judge the packet domains when the modem has them.
     judged = packet or [x for x in (r.creg,) if x is not None]
+    unreadable_reg = any(u.startswith(("AT+C", *_REG_PREFIXES)) and ("REG" in u.split()[0])
+                         for u in p.unreadable)
     if not judged:
-        v.fail("modem_error", "modem answers none of +CREG?, +CGREG?, +CEREG?",
-               "cellular.restart_modem")
-        return
-    if not any(x.registered for x in judged):
-        if r.creg is not None and r.creg.registered and packet:
-            v.fail("not_registered", "modem is registered for calls (+CREG) but not for data "
-                   f"({', '.join(f'{x.command}: {int(x.stat)}' for x in packet)})",
-                   "cellular.wait_for_network")
+        if unreadable_reg:
+            _unreadable(v, p, "registration state", _REG_PREFIXES)
+            _signal_thresholds(v, p, cfg)
         else:
-            _not_registered(v, judged)
+            v.fail("modem_error", "modem answers none of +CREG?, +CGREG?, +CEREG?",
+                   "cellular.restart_modem")
         return
-    if r.roaming and not cfg.roaming_allowed:
-        name = p.operator.name if p.operator is not None and p.operator.name else "unknown"
-        v.warn("roaming", f"modem is roaming on operator {name}; roaming_allowed = false",
-               "cellular.check_roaming")
+    readable = [x for x in judged if x.stat is not None]
+    if any(x.registered for x in readable):
+        if p.signal.csq.rssi is None and p.signal.rsrp_dbm is None:
+            _unreadable(v, p, "signal", ("+CSQ",), status="warn")
+        _signal_thresholds(v, p, cfg)
+        if r.roaming and not cfg.roaming_allowed:
+            name = p.operator.name if p.operator is not None and p.operator.name else "unknown"
+            v.warn("roaming", f"modem is roaming on operator {name}; roaming_allowed = false",
+                   "cellular.check_roaming")
+        return
+    denied = [x for x in readable if x.stat is RegistrationStat.DENIED]
+    if denied:
+        what = ", ".join(f"{x.command}: 3" for x in denied)
+        v.fail("registration_denied", f"mobile network denied registration ({what})",
+               "cellular.contact_operator")
+        return
+    if len(readable) < len(judged) or (not readable):
+        # A domain we could not read may be the registered one: do not guess.
+        _unreadable(v, p, "registration state", _REG_PREFIXES)
+        _signal_thresholds(v, p, cfg)
+        return
+    if _no_signal(v, p):
+        return  # no signal is the root cause of not being registered
+    _signal_thresholds(v, p, cfg)
+    if r.creg is not None and r.creg.registered and packet:
+        v.fail("not_registered", "modem is registered for calls (+CREG) but not for data "
+               f"({', '.join(f'{x.command}: {int(x.stat)}' for x in readable)})",
+               "cellular.wait_for_network")
+    else:
+        _not_registered(v, readable)
 
 
 def _findings(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
-    if _sim_finding(v, p.sim):
+    if p.sim is not None and _sim_finding(v, p.sim):
         return  # no registration without a working SIM: one root cause
-    no_signal = _signal_finding(v, p, cfg)
-    if no_signal and not p.registration.registered:
-        return
+    if p.sim is None and not p.registration.registered:
+        _unreadable(v, p, "SIM state", ("+CPIN",))
     _registration_finding(v, p, cfg)
 
 

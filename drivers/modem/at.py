@@ -59,8 +59,25 @@ CME_ERRORS: dict[int, str] = {
 }
 _CME_BY_TEXT = {text.lower(): code for code, text in CME_ERRORS.items()}
 
-# V.250 final result codes that end a command unsuccessfully without a +CME/+CMS code.
-_FINAL_FAILURES = frozenset({"ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE"})
+# Final result codes that end a command unsuccessfully without a +CME/+CMS code, and where they
+# come from. V.250 §5.7.1 (Table 1): ERROR, NO CARRIER, BUSY, NO ANSWER, NO DIALTONE. Vendor
+# forms that real firmware ends a command with: "COMMAND NOT SUPPORT" (Huawei and ZTE USB modems
+# answering a command they do not implement), "TOO MANY PARAMETERS" (Huawei/ZTE parameter
+# check), "NO DIAL TONE" (older modems spelling V.250's NO DIALTONE with a space).
+FAILURE_FINALS = frozenset({
+    "ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE", "NO DIAL TONE",
+    "COMMAND NOT SUPPORT", "TOO MANY PARAMETERS",
+})
+# V.250 §6.2.6 numeric result codes after ATV0: sent as "<code><CR>" with no CR LF in front.
+# 2 is RING, which is unsolicited; 5 and up are vendor CONNECT variants, not used here.
+NUMERIC_FINALS: dict[str, str] = {
+    "0": "OK", "1": "CONNECT", "3": "NO CARRIER", "4": "ERROR", "6": "NO DIALTONE",
+    "7": "BUSY", "8": "NO ANSWER",
+}
+# Motorola EZX handsets end a failed command with "MODEM ERROR: <n>" instead of +CME ERROR.
+_MODEM_ERROR = re.compile(r"MODEM ERROR:\s*(\d+)", re.IGNORECASE)
+# An S-register read (ATS0?) answers with bare digits; there a digit is information, not a code.
+_S_REGISTER_READ = re.compile(r"ATS\d+\?", re.IGNORECASE)
 
 # URCs without a "+NAME:" prefix: V.250 RING, and Quectel/SIMCom start-up and power notices.
 BARE_URCS = frozenset({
@@ -70,12 +87,12 @@ BARE_URCS = frozenset({
     "OVER-VOLTAGE POWER DOWN", "OVER-VOLTAGE WARNING",
 })
 
-# Registration read answers and their URCs share a prefix; see _is_registration_urc.
+# Registration read answers and their URCs share a prefix; see is_registration_urc.
 REGISTRATION_PREFIXES = frozenset({"+CREG", "+CGREG", "+CEREG", "+C5GREG"})
 
 _LINE_PREFIX = re.compile(r"[+^*$%#][A-Za-z0-9_]+")
 _COMMAND_PREFIX = re.compile(r"AT([+^*$%#][A-Za-z0-9_]+)", re.IGNORECASE)
-_CME = re.compile(r"\+CM([ES]) ERROR:\s*(.*)")
+_CME = re.compile(r"\+CM([ES])\s+ERROR\s*:?\s*(.*)", re.IGNORECASE)
 
 
 class AtCommandError(ProtocolError):
@@ -151,41 +168,57 @@ def payload_of(line: str, prefix: str) -> str:
 
 @dataclass(frozen=True)
 class AtResponse:
-    """One command's answer: its information lines (echo and URCs removed) and the URCs met."""
+    """One command's answer: its information lines (echo and URCs removed) and the URCs met.
+
+    ``final`` is the result code that ended it (``OK``, ``CONNECT 115200``, numeric ``0`` after
+    ATV0), or None when the modem gave the information it was asked for and then fell silent
+    without one (old modules answer ``AT+CPIN?`` with ``+CPIN: READY`` alone).
+    """
 
     command: str
     lines: tuple[str, ...] = ()
     urcs: tuple[str, ...] = ()
+    final: str | None = "OK"
 
     def __post_init__(self) -> None:
         if not self.command.strip():
             raise ValueError("AtResponse needs the command it answers")
 
     def one(self, prefix: str) -> str:
-        """The only information line, which must carry ``prefix`` (e.g. ``+CSQ``)."""
-        if len(self.lines) != 1 or line_prefix(self.lines[0]) != prefix.upper():
-            raise garbled(f"{self.command}: expected one {prefix} line, got {list(self.lines)!r}")
-        return self.lines[0]
+        """The information line carrying ``prefix`` (e.g. ``+CSQ``); the first if several."""
+        for line in self.lines:
+            if line_prefix(line) == prefix.upper():
+                return line
+        raise garbled(f"{self.command}: expected a {prefix} line, got {list(self.lines)!r}")
 
     def text(self) -> str:
-        """The only information line of a bare-text answer (``AT+CGMI`` → ``Quectel``).
+        """The text of a bare-text answer (``AT+CGMI`` → ``Quectel``).
 
-        27.007 also allows a ``+CGMI: Quectel`` form; that prefix is removed.
+        27.007 also allows a ``+CGMI: Quectel`` form; that prefix is removed. Several lines
+        (some firmware splits its model or revision) are joined with a space.
         """
-        if len(self.lines) != 1:
-            raise garbled(f"{self.command}: expected one line of text, got {list(self.lines)!r}")
-        line = self.lines[0]
         prefix = command_prefix(self.command)
-        if prefix is not None and line_prefix(line) == prefix:
-            return unquote(payload_of(line, prefix))
-        return line.strip()
+        texts = []
+        for line in self.lines:
+            if prefix is not None and line_prefix(line) == prefix:
+                line = unquote(payload_of(line, prefix))
+            line = " ".join(line.split())
+            if line:
+                texts.append(line)
+        if not texts:
+            raise garbled(f"{self.command}: expected a line of text, got {list(self.lines)!r}")
+        return " ".join(texts)
 
 
 class LineSplitter:
     """Cuts a byte stream into response lines at CR and LF; empty lines vanish.
 
-    V.250 frames every line as ``<CR><LF>text<CR><LF>`` and echo ends in a bare CR, so any run of
-    CR/LF is one separator. Anything outside printable ASCII (V.250 uses IRA) is line noise.
+    V.250 frames every line as ``<CR><LF>text<CR><LF>`` (``text<CR><LF>`` and ``<code><CR>``
+    after ATV0) and echo ends in a bare CR, so any run of CR/LF is one separator. NUL bytes
+    (sent by some modules while they power up) are dropped. Control characters are line
+    noise (a wrong baud rate, a dying link) and raise ``ProtocolError(kind="garbled")``; bytes
+    above 0x7F are text in a non-IRA character set (``+CSCS="8859-1"``, UTF-8 names) and are
+    decoded as UTF-8 when they are valid UTF-8, else as Latin-1.
     """
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
@@ -198,45 +231,96 @@ class LineSplitter:
         return bytes(self._buf)
 
     def feed(self, data: bytes) -> list[str]:
+        lines, error = self.feed_tolerant(data)
+        if error is not None:
+            raise error
+        return lines
+
+    def feed_tolerant(self, data: bytes) -> tuple[list[str], ProtocolError | None]:
+        """Like ``feed``, but a bad line is skipped and reported beside the good ones, so a
+        reader can stay in step with the modem up to the final result code."""
         lines: list[str] = []
+        error: ProtocolError | None = None
         for byte in data:
             if byte in (0x0D, 0x0A):
                 if self._buf:
-                    lines.append(self._decode())
+                    try:
+                        lines.append(self._decode())
+                    except ProtocolError as exc:
+                        error = error or exc
+                continue
+            if byte == 0x00:
                 continue
             self._buf.append(byte)
             if len(self._buf) > self._max:
                 self._buf.clear()
-                raise ProtocolError(f"line longer than {self._max} bytes", kind="framing")
-        return lines
+                error = error or ProtocolError(f"line longer than {self._max} bytes",
+                                               kind="framing")
+        return lines, error
 
     def _decode(self) -> str:
         raw = bytes(self._buf)
         self._buf.clear()
-        if any(not (0x20 <= b <= 0x7E or b == 0x09) for b in raw):
-            raise garbled(f"non-printable bytes in line {raw!r}")
-        return raw.decode("ascii").strip()
+        if any((b < 0x20 and b != 0x09) or b == 0x7F for b in raw):
+            raise garbled(f"control characters in line {raw!r}")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        return text.strip()
 
 
-def _is_registration_urc(line: str, prefix: str) -> bool:
+def _compact(field: str) -> str:
+    """A field without the spaces some firmware pads numbers with (``  0 5`` → ``05``)."""
+    return "".join(field.split())
+
+
+def _small_int(field: str, limit: int) -> bool:
+    text = _compact(field)
+    return text.isdigit() and text.isascii() and len(text) <= 2 and int(text) <= limit
+
+
+def is_registration_urc(line: str, prefix: str) -> bool:
     """Whether a ``+CxREG:`` line is a URC rather than the read answer.
 
-    The read answer is ``<n>,<stat>[,...]``; the URC drops ``<n>``: ``<stat>`` alone, or
-    ``<stat>,"<lac>","<ci>"...``. So a read answer has at least two fields and a bare number
-    second (ModemManager tells them apart the same way, by looking at the third field).
+    27.007 §7.2/§10.1.20/§10.1.22: the read answer is ``<n>,<stat>[,<lac>,<ci>…]``; the URC
+    drops ``<n>``: ``<stat>`` alone, or ``<stat>,<lac>,<ci>[,<AcT>…]``. So two fields are a read
+    answer, one or three a URC, and a longer read answer starts with two unquoted small numbers
+    (n is 0..5, stat 0..11) where a URC has its LAC second.
     """
     try:
         fields = split_fields(payload_of(line, prefix))
     except ProtocolError:
-        return False  # not well formed: let the parser reject it as the answer
-    return len(fields) < 2 or not fields[1].isdigit()
+        return False  # not well formed: let the parser have it as the answer
+    if len(fields) < 2 or len(fields) == 3:
+        return True
+    if len(fields) == 2:
+        return False  # no URC form has two fields
+    return not (_small_int(fields[0], 5) and _small_int(fields[1], 11))
+
+
+def final_code(line: str, command: str = "") -> tuple[bool, str] | None:
+    """Whether ``line`` is a final result code: (True, text) for success, (False, text) for
+    failure, None for anything else. Numeric codes are given as their V.250 verbose text."""
+    upper = " ".join(line.upper().split())
+    if upper == "OK" or upper == "CONNECT" or upper.startswith("CONNECT "):
+        return True, line.strip()
+    if upper in FAILURE_FINALS or _MODEM_ERROR.fullmatch(upper) or _CME.fullmatch(line.strip()):
+        return False, line.strip()
+    if upper in NUMERIC_FINALS and not _S_REGISTER_READ.fullmatch(command.strip()):
+        verbose = NUMERIC_FINALS[upper]
+        return verbose in ("OK", "CONNECT"), verbose
+    return None
 
 
 class ResponseCollector:
     """Follows one command's answer line by line.
 
-    ``feed`` returns None while the answer is incomplete, the ``AtResponse`` at ``OK``, and raises
-    ``AtCommandError`` at ``ERROR``/``+CME ERROR``/``+CMS ERROR``. URCs are set aside in ``urcs``.
+    ``feed`` returns None while the answer is incomplete, the ``AtResponse`` at a success final
+    (``OK``, ``CONNECT``, numeric ``0``/``1``), and raises ``AtCommandError`` at a failure final
+    (``ERROR``, V.250 call failures, vendor forms, ``+CME ERROR``/``+CMS ERROR``, numeric
+    ``4`` …). URCs are set aside in ``urcs``. ``unterminated()`` gives the answer so far for a
+    modem that sent its information and no final code.
     """
 
     def __init__(self, command: str) -> None:
@@ -249,6 +333,18 @@ class ResponseCollector:
         self.urcs: list[str] = []
         self.done = False
 
+    @property
+    def has_information(self) -> bool:
+        """The expected information arrived: a line with the command's prefix, or for a
+        bare-text command (``AT+CGMI``, ``ATI``) any line."""
+        if self._prefix is None:
+            return bool(self._lines)
+        return any(line_prefix(line) == self._prefix for line in self._lines)
+
+    def unterminated(self) -> AtResponse:
+        self.done = True
+        return AtResponse(self.command, tuple(self._lines), tuple(self.urcs), final=None)
+
     def feed(self, line: str) -> AtResponse | None:
         if self.done:
             raise ValueError(f"{self.command}: answer already complete")
@@ -260,37 +356,18 @@ class ResponseCollector:
         if self._echo_pending and not self._lines and upper == self.command.upper():
             self._echo_pending = False
             return None
-        if upper == "OK":
+        final = final_code(line, self.command)
+        if final is not None:
             self.done = True
-            return AtResponse(self.command, tuple(self._lines), tuple(self.urcs))
-        self._check_failure(line, upper)
+            success, text = final
+            if success:
+                return AtResponse(self.command, tuple(self._lines), tuple(self.urcs), text)
+            raise _failure(self.command, line, text)
         if self._is_urc(line, upper):
             self.urcs.append(line)
         else:
             self._lines.append(line)
         return None
-
-    def _check_failure(self, line: str, upper: str) -> None:
-        if upper in _FINAL_FAILURES:
-            self.done = True
-            raise AtCommandError(f"{self.command} failed: {line}", kind="error",
-                                 command=self.command, text=line)
-        match = _CME.fullmatch(line)
-        if match is None:
-            return
-        self.done = True
-        family, detail = match.group(1), match.group(2).strip()
-        kind = "cme_error" if family == "E" else "cms_error"
-        code: int | None
-        if detail.isdigit():
-            code = int(detail)
-        elif family == "E":
-            code = _CME_BY_TEXT.get(detail.lower())
-        else:
-            code = None
-        meaning = CME_ERRORS.get(code, detail) if family == "E" and code is not None else detail
-        raise AtCommandError(f"{self.command} failed: +CM{family} ERROR {detail} ({meaning})",
-                             kind=kind, command=self.command, code=code, text=detail)
 
     def _is_urc(self, line: str, upper: str) -> bool:
         if upper in BARE_URCS:
@@ -300,15 +377,42 @@ class ResponseCollector:
             return False
         if prefix != self._prefix:
             return True
-        return prefix in REGISTRATION_PREFIXES and _is_registration_urc(line, prefix)
+        return prefix in REGISTRATION_PREFIXES and is_registration_urc(line, prefix)
+
+
+def _failure(command: str, line: str, text: str) -> AtCommandError:
+    match = _CME.fullmatch(line.strip())
+    if match is None:
+        modem_error = _MODEM_ERROR.fullmatch(line.strip())
+        code = int(modem_error.group(1)) if modem_error else None
+        return AtCommandError(f"{command} failed: {line.strip()}", kind="error",
+                              command=command, code=code, text=text)
+    family, detail = match.group(1).upper(), match.group(2).strip()
+    kind = "cme_error" if family == "E" else "cms_error"
+    compact = _compact(detail)
+    code: int | None
+    if compact.isdigit() and compact.isascii() and len(compact) <= 6:
+        code = int(compact)
+    elif family == "E":
+        code = _CME_BY_TEXT.get(" ".join(detail.lower().split()))
+    else:
+        code = None
+    meaning = CME_ERRORS.get(code, detail) if family == "E" and code is not None else detail
+    return AtCommandError(f"{command} failed: +CM{family} ERROR {detail} ({meaning})",
+                          kind=kind, command=command, code=code, text=detail)
 
 
 def parse_response(command: str, data: bytes) -> AtResponse | None:
-    """Parse a complete byte capture of one command's answer; None if it has no final code yet."""
+    """Parse a complete byte capture of one command's answer; None if it has no final code
+    (a capture that holds the expected information and no final is answered, as on the
+    port after the grace time)."""
     splitter = LineSplitter()
     collector = ResponseCollector(command)
-    for line in splitter.feed(data):
+    lines = splitter.feed(data)
+    if splitter.pending:
+        lines += splitter.feed(b"\r")  # the capture ends: so does its last line
+    for line in lines:
         response = collector.feed(line)
         if response is not None:
             return response
-    return None
+    return collector.unterminated() if collector.has_information else None

@@ -1,49 +1,78 @@
 """Typed values of the 27.007 / Quectel answers a diagnostic probe reads, and their parsers.
 
 Every parser takes one information line (``+CSQ: 20,99``) and returns a frozen dataclass, or raises
-``ProtocolError(kind="garbled")`` when the line breaks the documented format or range.
+``ProtocolError(kind="garbled")`` when nothing in the line can be read. Real firmware bends the
+formats (spaces inside fields, vendor fields, values newer than the release we know): a field
+that cannot be read is left None and named in the value's ``unreadable``, and the rest is kept.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from posdiag.drivers.modem.at import garbled, payload_of, split_fields, unquote
+from posdiag.drivers.errors import ProtocolError
+from posdiag.drivers.modem.at import (
+    garbled,
+    is_registration_urc,
+    payload_of,
+    split_fields,
+    unquote,
+)
+from posdiag.drivers.modem.charset import decode_text
+
+T = TypeVar("T")
 
 
 def _int(field: str, what: str, *, signed: bool = False) -> int:
-    text = field.strip()
+    text = "".join(unquote(field).split())
     digits = text[1:] if signed and text.startswith("-") else text
-    if not digits.isdigit() or not digits.isascii():
+    if not digits.isdigit() or not digits.isascii() or len(digits) > 9:
         raise garbled(f"{what}: {field!r} is not a number")
     return int(text)
 
 
 def _hex(field: str, what: str) -> str | None:
-    """LAC/TAC/cell id: a hex string, quoted on most modems; empty means not given."""
-    text = unquote(field).strip().upper()
+    """LAC/TAC/cell id: a hex string, quoted on most modems; empty means not given.
+
+    Spaces some firmware pads the field with are dropped (``"  0 5"`` → ``05``).
+    """
+    text = "".join(unquote(field).split()).upper()
     if not text:
         return None
-    if not all(c in "0123456789ABCDEF" for c in text):
+    if len(text) > 16 or not all(c in "0123456789ABCDEF" for c in text):
         raise garbled(f"{what}: {field!r} is not hexadecimal")
     return text
+
+
+def _unreadable(what: str, field: str) -> str:
+    """How an unreadable field is named in ``unreadable``: ``+CREG <lac> 'Z1'``."""
+    shown = field if len(field) <= 24 else field[:21] + "..."
+    return f"{what} {shown!r}"
 
 
 # -- identity ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Identity:
-    """+CGMI / +CGMM / +CGMR / +CGSN (27.007 §5.1–5.4)."""
+    """+CGMI / +CGMM / +CGMR / +CGSN (27.007 §5.1–5.4) or V.250 ATI.
 
-    manufacturer: str
-    model: str
-    revision: str
+    Identity is nice to have, not needed for a diagnosis: a field is None when the modem refused
+    or garbled it, and ``unreadable`` names what could not be read.
+    """
+
+    manufacturer: str | None = None
+    model: str | None = None
+    revision: str | None = None
     imei: str | None = None
+    unreadable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("manufacturer", "model", "revision"):
-            if not getattr(self, name).strip():
+            value = getattr(self, name)
+            if value is not None and not value.strip():
                 raise garbled(f"empty {name} in modem identity")
         if self.imei is not None and not (self.imei.isdigit() and 14 <= len(self.imei) <= 17):
             # 14 digits + check digit (IMEI) or 16 (IMEISV)
@@ -51,23 +80,49 @@ class Identity:
 
 
 def parse_imei(text: str) -> str:
-    """``AT+CGSN`` text, bare or as ``+CGSN: "<imei>"`` (newer 27.007)."""
-    value = unquote(text.split(":", 1)[1]) if text.upper().startswith("+CGSN:") else text
+    """``AT+CGSN`` text, bare or as ``+CGSN: "<imei>"`` (newer 27.007) or ``IMEI: <imei>``."""
+    value = text.split(":", 1)[1] if text.upper().startswith(("+CGSN:", "IMEI:")) else text
     value = unquote(value.strip())
     if not (value.isdigit() and value.isascii() and 14 <= len(value) <= 17):
         raise garbled(f"IMEI {text!r} is not 14–17 digits")
     return value
 
 
+_ATI_LABELS = {"manufacturer": "manufacturer", "model": "model", "revision": "revision",
+               "imei": "imei"}
+
+
 def parse_ati(lines: tuple[str, ...]) -> Identity:
-    """``ATI`` on Quectel/SIMCom: manufacturer, model, ``Revision: <rev>`` on separate lines."""
-    texts = [line.strip() for line in lines if line.strip()]
-    revision = next((t.split(":", 1)[1].strip() for t in texts
-                     if t.lower().startswith("revision:")), None)
-    rest = [t for t in texts if not t.lower().startswith("revision:")]
-    if len(rest) < 2 or not revision:
-        raise garbled(f"ATI answer {texts!r} lacks manufacturer, model or revision")
-    return Identity(manufacturer=rest[0], model=rest[1], revision=revision)
+    """``ATI``: Quectel prints manufacturer, model, ``Revision: <rev>`` on separate lines;
+    Huawei and u-blox label every line (``Manufacturer: huawei``); SIMCom prints one line
+    (``SIM800 R14.18``); Wavecom two (``WAVECOM MODEM`` / ``MULTIBAND  900E  1800``).
+    Whatever is there is kept; capability lines (``+GCAP: …``) are skipped."""
+    found: dict[str, str] = {}
+    bare: list[str] = []
+    for line in lines:
+        text = " ".join(line.split())
+        if not text or text.startswith("+"):
+            continue
+        label, sep, value = text.partition(":")
+        key = _ATI_LABELS.get(label.strip().lower()) if sep else None
+        if key is not None:
+            if value.strip():
+                found.setdefault(key, value.strip())
+        else:
+            bare.append(text)
+    if len(bare) == 1 and "model" not in found:
+        found["model"] = bare[0]
+    elif bare:
+        found.setdefault("manufacturer", bare[0])
+        found.setdefault("model", bare[1])
+    if not found:
+        raise garbled(f"ATI answer {list(lines)!r} names no manufacturer, model or revision")
+    imei = found.get("imei")
+    unreadable: tuple[str, ...] = ()
+    if imei is not None and not (imei.isdigit() and 14 <= len(imei) <= 17):
+        unreadable, imei = (_unreadable("ATI IMEI", imei),), None
+    return Identity(found.get("manufacturer"), found.get("model"), found.get("revision"), imei,
+                    unreadable)
 
 
 # -- SIM ---------------------------------------------------------------------------------------
@@ -129,6 +184,10 @@ _CPIN_CODES: dict[str, SimState] = {
     "PH-SP PUK": SimState.PH_SP_PUK,
     "PH-CORP PIN": SimState.PH_CORP_PIN,
     "PH-CORP PUK": SimState.PH_CORP_PUK,
+    # Not in 27.007, but printed by SIMCom and Telit firmware instead of +CME ERROR: 10/14.
+    "NOT INSERTED": SimState.NOT_INSERTED,
+    "SIM NOT INSERTED": SimState.NOT_INSERTED,
+    "NOT READY": SimState.BUSY,
 }
 
 # +CME ERROR codes that answer AT+CPIN? with a SIM state instead of the state line.
@@ -158,24 +217,39 @@ def parse_cpin(line: str) -> SimState:
 
 # -- signal ------------------------------------------------------------------------------------
 
+def _rssi_ok(rssi: int) -> bool:
+    # 100..191 and 199 are TD-SCDMA RSCP (Quectel EC25 manual); 32..98 and 192..198 undefined.
+    return 0 <= rssi <= 31 or rssi == 99 or 100 <= rssi <= 191 or rssi == 199
+
+
 @dataclass(frozen=True)
 class SignalQuality:
-    """``+CSQ: <rssi>,<ber>`` (27.007 §8.5), kept as the modem's indices."""
+    """``+CSQ: <rssi>,<ber>`` (27.007 §8.5), kept as the modem's indices.
 
-    rssi: int
-    ber: int
+    ``rssi``/``ber`` are None when the field could not be read (named in ``unreadable``); 99 is
+    the modem saying "not known or not detectable", which is a measurement.
+    """
+
+    rssi: int | None
+    ber: int | None
+    unreadable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # 100..191 and 199 are TD-SCDMA RSCP (Quectel EC25 manual); 192..198 are undefined.
-        if not (0 <= self.rssi <= 31 or self.rssi == 99 or 100 <= self.rssi <= 191
-                or self.rssi == 199):
+        if self.rssi is not None and not _rssi_ok(self.rssi):
             raise garbled(f"+CSQ rssi {self.rssi} out of range")
-        if not (0 <= self.ber <= 7 or self.ber == 99):
+        if self.ber is not None and not (0 <= self.ber <= 7 or self.ber == 99):
             raise garbled(f"+CSQ ber {self.ber} out of range")
+
+    @property
+    def undetectable(self) -> bool:
+        """The modem measured no signal it can detect (rssi 99)."""
+        return self.rssi == 99
 
     @property
     def dbm(self) -> int | None:
         """Received power in dBm; 0 means ≤ −113, 31 means ≥ −51; None when not known (99)."""
+        if self.rssi is None:
+            return None
         if self.rssi <= 31:
             return -113 + 2 * self.rssi
         if 100 <= self.rssi <= 191:
@@ -185,19 +259,38 @@ class SignalQuality:
     @property
     def ber_class(self) -> int | None:
         """RXQUAL class 0..7 (TS 45.008 §8.2.4); None when not known (99, normal on LTE)."""
-        return None if self.ber == 99 else self.ber
+        return None if self.ber is None or self.ber == 99 else self.ber
 
     @property
     def percent(self) -> int | None:
         """ModemManager's signal quality: clamp(rssi, 0, 31) · 100 / 31."""
-        return self.rssi * 100 // 31 if self.rssi <= 31 else None
+        return self.rssi * 100 // 31 if self.rssi is not None and self.rssi <= 31 else None
 
 
 def parse_csq(line: str) -> SignalQuality:
+    """``+CSQ: <rssi>,<ber>``; a field out of 27.007's range is unreadable, the other kept.
+    Fields after ``<ber>`` (seen on some CDMA modules) are ignored."""
     fields = split_fields(payload_of(line, "+CSQ"))
-    if len(fields) != 2:
-        raise garbled(f"+CSQ needs <rssi>,<ber>: {line!r}")
-    return SignalQuality(_int(fields[0], "+CSQ rssi"), _int(fields[1], "+CSQ ber"))
+    unreadable: list[str] = []
+
+    def index(position: int, name: str, valid: Callable[[int], bool]) -> int | None:
+        if position >= len(fields):
+            unreadable.append(f"+CSQ <{name}> missing")
+            return None
+        try:
+            value = _int(fields[position], f"+CSQ {name}")
+        except ProtocolError:
+            value = None
+        if value is None or not valid(value):
+            unreadable.append(_unreadable(f"+CSQ <{name}>", fields[position]))
+            return None
+        return value
+
+    rssi = index(0, "rssi", _rssi_ok)
+    ber = index(1, "ber", lambda b: 0 <= b <= 7 or b == 99)
+    if rssi is None and ber is None:
+        raise garbled(f"+CSQ answer not understood: {line!r}")
+    return SignalQuality(rssi, ber, tuple(unreadable))
 
 
 @dataclass(frozen=True)
@@ -210,6 +303,7 @@ class QuectelSignal:
     sinr_db: float | None = None
     rsrq_db: int | None = None
     rscp_dbm: int | None = None
+    unreadable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.sysmode:
@@ -222,29 +316,49 @@ _LTE_MODES = frozenset({"LTE", "EMTC", "NBIOT", "CAT-M", "CAT-NB"})
 
 
 def parse_qcsq(line: str) -> QuectelSignal:
+    """Quectel ``+QCSQ`` (EC25 AT manual §6.x): a service report plus the radio figures of
+    the mode. A figure that is not a number is unreadable; the others are kept."""
     fields = split_fields(payload_of(line, "+QCSQ"))
-    mode = unquote(fields[0]).upper()
-    values = [_int(f, "+QCSQ value", signed=True) for f in fields[1:]]
-    if mode == "NOSERVICE":
-        return QuectelSignal("NOSERVICE")
-    if mode == "GSM" and len(values) >= 1:
-        return QuectelSignal(mode, rssi_dbm=values[0])
-    if mode in ("WCDMA", "TDSCDMA") and len(values) >= 2:
-        return QuectelSignal(mode, rssi_dbm=values[0], rscp_dbm=values[1])
-    if mode in _LTE_MODES and len(values) >= 4:
-        raw_sinr = values[2]
-        if not 0 <= raw_sinr <= 250:
-            raise garbled(f"+QCSQ sinr {raw_sinr} outside 0..250")
-        # Quectel codes SINR in 1/5 dB from −20 dB: 0..250 ↔ −20..+30 dB.
-        return QuectelSignal(mode, rssi_dbm=values[0], rsrp_dbm=values[1],
-                             sinr_db=round(raw_sinr / 5 - 20, 1), rsrq_db=values[3])
-    raise garbled(f"+QCSQ answer not understood: {line!r}")
+    mode = "".join(unquote(fields[0]).split()).upper()
+    if not mode:
+        raise garbled(f"+QCSQ without a sysmode: {line!r}")
+    unreadable: list[str] = []
+    values: list[int | None] = []
+    for field in fields[1:]:
+        try:
+            values.append(_int(field, "+QCSQ value", signed=True))
+        except ProtocolError:
+            unreadable.append(_unreadable(f"+QCSQ {mode} value", field))
+            values.append(None)
+    values += [None] * (4 - len(values))
+    if mode == "GSM":
+        return QuectelSignal(mode, rssi_dbm=values[0], unreadable=tuple(unreadable))
+    if mode in ("WCDMA", "TDSCDMA"):
+        return QuectelSignal(mode, rssi_dbm=values[0], rscp_dbm=values[1],
+                             unreadable=tuple(unreadable))
+    if mode in _LTE_MODES:
+        raw_sinr, sinr = values[2], None
+        if raw_sinr is not None:
+            if 0 <= raw_sinr <= 250:
+                # Quectel codes SINR in 1/5 dB from −20 dB: 0..250 ↔ −20..+30 dB.
+                sinr = round(raw_sinr / 5 - 20, 1)
+            else:
+                unreadable.append(_unreadable("+QCSQ <sinr>", str(raw_sinr)))
+        return QuectelSignal(mode, rssi_dbm=values[0], rsrp_dbm=values[1], sinr_db=sinr,
+                             rsrq_db=values[3], unreadable=tuple(unreadable))
+    # NOSERVICE, or a mode this firmware knows and we do not: the report itself is kept.
+    return QuectelSignal(mode, unreadable=tuple(unreadable))
 
 
 # -- registration ------------------------------------------------------------------------------
 
 class RegistrationStat(enum.IntEnum):
-    """<stat> of +CREG/+CGREG/+CEREG (27.007 §7.2, §10.1.19, §10.1.22)."""
+    """<stat> of +CREG/+CGREG/+CEREG/+C5GREG (27.007 §7.2, §10.1.20, §10.1.22, §10.1.51).
+
+    6..11 arrived in later releases: "SMS only" (6, 7), emergency bearer services only (8),
+    "CSFB not preferred" (9, 10: full registrations, only CS fallback is deprioritised) and
+    attached for access to restricted local operator services, RLOS (11).
+    """
 
     NOT_REGISTERED = 0
     HOME = 1
@@ -282,24 +396,30 @@ ACCESS_TECHNOLOGIES: dict[int, str] = {
     12: "NG-RAN", 13: "EN-DC",
 }
 
-_REG_N_MAX = {"+CREG": 3, "+CGREG": 3, "+CEREG": 5, "+C5GREG": 3}
+_REG_N_MAX = {"+CREG": 3, "+CGREG": 4, "+CEREG": 5, "+C5GREG": 3}
 
 
 @dataclass(frozen=True)
 class Registration:
-    """One registration answer or URC. ``n`` is None for a URC (which omits it)."""
+    """One registration answer or URC. ``n`` is None for a URC (which omits it).
 
-    command: str  # "+CREG" (circuit switched), "+CGREG" (GPRS), "+CEREG" (EPS/LTE)
-    stat: RegistrationStat
+    ``stat`` is None only when the modem's <stat> could not be read; every field that could not
+    be read is named in ``unreadable`` and the others are kept.
+    """
+
+    command: str  # "+CREG" (circuit switched), "+CGREG" (GPRS), "+CEREG" (EPS/LTE), "+C5GREG"
+    stat: RegistrationStat | None
     n: int | None = None
-    area: str | None = None  # LAC (2G/3G) or TAC (LTE), hex
+    area: str | None = None  # LAC (2G/3G) or TAC (LTE/5G), hex
     cell_id: str | None = None  # hex
     act: int | None = None
+    rac: str | None = None  # routing area code, when the modem gives one
+    unreadable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.command not in _REG_N_MAX:
             raise ValueError(f"not a registration command: {self.command!r}")
-        if self.n is not None and not 0 <= self.n <= _REG_N_MAX[self.command]:
+        if self.n is not None and not 0 <= self.n <= 5:
             raise garbled(f"{self.command} <n> {self.n} out of range")
         if self.act is not None and self.act < 0:
             raise garbled(f"{self.command} <AcT> {self.act} out of range")
@@ -314,81 +434,130 @@ class Registration:
 
     @property
     def registered(self) -> bool:
-        return self.stat.registered
+        return self.stat is not None and self.stat.registered
 
     @property
     def roaming(self) -> bool:
-        return self.stat.roaming
+        return self.stat is not None and self.stat.roaming
 
 
-def _stat(field: str, prefix: str) -> RegistrationStat:
-    value = _int(field, f"{prefix} <stat>")
-    try:
-        return RegistrationStat(value)
-    except ValueError:
-        raise garbled(f"{prefix} <stat> {value} is not a 27.007 value") from None
+def _looks_hex(field: str) -> bool:
+    text = "".join(unquote(field).split()).upper()
+    return bool(text) and all(c in "0123456789ABCDEF" for c in text)
 
 
 def parse_registration(line: str) -> Registration:
     """``+CREG: <n>,<stat>[,<lac>,<ci>[,<AcT>…]]`` or its URC form without ``<n>``.
 
-    Told apart like ``at._is_registration_urc``: the read answer's second field is a bare number.
-    Fields after ``<AcT>`` (RAC, reject cause, PSM timers) are not needed for a diagnosis.
+    Told apart like ``at.is_registration_urc``. Real firmware adds spaces inside fields,
+    quotes the LAC/CI or not, puts a one-byte RAC between LAC and CI (27.007 puts it after
+    <AcT> in +CGREG), and adds trailing vendor fields; fields after <AcT> (RAC, reject cause,
+    PSM timers, vendor extras) are not needed for a diagnosis. A field that cannot be read is
+    named in ``unreadable``; only a line with no readable <stat> at all is garbled.
     """
-    prefix = line.partition(":")[0].strip().upper()
+    prefix = "".join(line.partition(":")[0].split()).upper()
     if prefix not in _REG_N_MAX:
         raise garbled(f"not a registration line: {line!r}")
     fields = split_fields(payload_of(line, prefix))
-    if len(fields) >= 2 and fields[1].isdigit():
-        n: int | None = _int(fields[0], f"{prefix} <n>")
-        rest = fields[1:]
-    else:
-        n = None
+    unreadable: list[str] = []
+    n: int | None = None
+    if is_registration_urc(line, prefix):
         rest = fields
-    stat = _stat(rest[0], prefix)
-    area = _hex(rest[1], f"{prefix} <lac>") if len(rest) > 1 else None
-    cell = _hex(rest[2], f"{prefix} <ci>") if len(rest) > 2 else None
-    act = _int(rest[3], f"{prefix} <AcT>") if len(rest) > 3 and rest[3] else None
-    return Registration(prefix, stat, n, area, cell, act)
+    else:
+        rest = fields[1:]
+        try:
+            n = _int(fields[0], f"{prefix} <n>")
+        except ProtocolError:
+            n = None
+        if n is None or n > 5:
+            unreadable.append(_unreadable(f"{prefix} <n>", fields[0]))
+            n = None
+    try:
+        value = _int(rest[0], f"{prefix} <stat>")
+    except ProtocolError:
+        raise garbled(f"{prefix} <stat> {rest[0]!r} is not a number") from None
+    try:
+        stat: RegistrationStat | None = RegistrationStat(value)
+    except ValueError:
+        stat = None
+        unreadable.append(f"{prefix} <stat> {value} (not a 27.007 value)")
+    location = rest[1:]
+    rac: str | None = None
+    # A short hex field (one byte) before a long one is a RAC in front of the cell id.
+    if (len(location) >= 3 and len("".join(unquote(location[1]).split())) <= 2
+            and _looks_hex(location[1]) and len("".join(unquote(location[2]).split())) >= 3
+            and _looks_hex(location[2])):
+        rac = "".join(unquote(location[1]).split()).upper()
+        location = [location[0], *location[2:]]
+
+    def read(position: int, name: str, reader: Callable[[str, str], T]) -> T | None:
+        if position >= len(location) or not location[position].strip():
+            return None
+        try:
+            return reader(location[position], f"{prefix} <{name}>")
+        except ProtocolError:
+            unreadable.append(_unreadable(f"{prefix} <{name}>", location[position]))
+            return None
+
+    area = read(0, "lac" if prefix in ("+CREG", "+CGREG") else "tac", _hex)
+    cell = read(1, "ci", _hex)
+    act = read(2, "AcT", _int)
+    if act is not None and act not in ACCESS_TECHNOLOGIES:
+        unreadable.append(f"{prefix} <AcT> {act} (not a 27.007 value)")
+        act = None
+    return Registration(prefix, stat, n, area, cell, act, rac, tuple(unreadable))
 
 
 # -- operator ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Operator:
-    """``+COPS: <mode>[,<format>,<oper>[,<AcT>]]`` (27.007 §7.3); just <mode> if unregistered."""
+    """``+COPS: <mode>[,<format>,<oper>[,<AcT>]]`` (27.007 §7.3); just <mode> if unregistered.
 
-    mode: int
+    ``name`` is decoded from the modem's character set (``+CSCS``) when that is UCS2 or HEX.
+    """
+
+    mode: int | None
     format: int | None = None
     name: str | None = None  # long/short name or MCCMNC, per ``format``
     act: int | None = None
+    unreadable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0 <= self.mode <= 4:
+        if self.mode is not None and not 0 <= self.mode <= 4:
             raise garbled(f"+COPS <mode> {self.mode} out of range")
         if self.format is not None and not 0 <= self.format <= 2:
             raise garbled(f"+COPS <format> {self.format} out of range")
-        if self.format == 2 and self.name is not None and not (
-                self.name.isdigit() and 5 <= len(self.name) <= 6):
-            raise garbled(f"+COPS numeric operator {self.name!r} is not MCC+MNC")
 
     @property
     def technology(self) -> str | None:
         return ACCESS_TECHNOLOGIES.get(self.act) if self.act is not None else None
 
 
-def parse_cops(line: str) -> Operator:
+def parse_cops(line: str, charset: str | None = None) -> Operator:
+    """``+COPS?`` answer; ``charset`` is the modem's ``+CSCS`` (None: not known)."""
     fields = split_fields(payload_of(line, "+COPS"))
-    mode = _int(fields[0], "+COPS <mode>")
-    if len(fields) == 1:
-        return Operator(mode)
-    if len(fields) == 2:
-        # "+COPS: 0,0" (format set, no operator) is seen on some modules while searching.
-        return Operator(mode, _int(fields[1], "+COPS <format>"))
-    fmt = _int(fields[1], "+COPS <format>")
-    name = unquote(fields[2]) or None
-    act = _int(fields[3], "+COPS <AcT>") if len(fields) > 3 and fields[3] else None
-    if len(fields) > 4:
-        raise garbled(f"+COPS has too many fields: {line!r}")
-    return Operator(mode, fmt, name, act)
+    unreadable: list[str] = []
 
+    def number(position: int, name: str, limit: int) -> int | None:
+        if position >= len(fields) or not fields[position].strip():
+            return None
+        try:
+            value = _int(fields[position], f"+COPS <{name}>")
+        except ProtocolError:
+            value = None
+        if value is None or not 0 <= value <= limit:
+            unreadable.append(_unreadable(f"+COPS <{name}>", fields[position]))
+            return None
+        return value
+
+    mode = number(0, "mode", 4)
+    fmt = number(1, "format", 2)
+    name: str | None = None
+    if len(fields) > 2:
+        raw = unquote(fields[2]).strip()
+        name = decode_text(raw, charset, numeric=fmt == 2) if raw else None
+    act = number(3, "AcT", max(ACCESS_TECHNOLOGIES))
+    if mode is None and fmt is None and name is None:
+        raise garbled(f"+COPS answer not understood: {line!r}")
+    return Operator(mode, fmt, name, act, tuple(unreadable))

@@ -10,7 +10,8 @@ Faults (``faults=``, combinable):
 
 - ``silent`` / ``slow``: the base class faults (``slow`` defaults to a 0.2 s delay per answer);
 - ``no_sim`` (+CPIN? → +CME ERROR: 10), ``pin_locked`` (SIM PIN), ``puk_locked`` (SIM PUK);
-- ``weak_signal`` (+CSQ 6,99 unless ``csq=`` says otherwise), ``no_signal`` (+CSQ 99,99);
+- ``weak_signal`` (+CSQ 6,99 unless ``csq=`` says otherwise), ``no_signal`` (+CSQ 99,99,
+  +QCSQ NOSERVICE, registration searching);
 - ``not_registered`` (stat 0), ``searching`` (2), ``denied`` (3), ``roaming`` (5);
 - ``urc_mid_response``: every answer carries URCs that contradict the real state (``+CEREG: 2``,
   a location ``+CREG`` URC saying denied, ``+QIND: "csq",…``, ``RING``) before and after its
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 from simulators.pty_device import PtyDevice
 
@@ -94,6 +97,8 @@ class ModemSimulator(PtyDevice):
         for fault, stat in _STAT_FAULTS.items():
             if fault in self.faults:
                 return stat
+        if "no_signal" in self.faults:
+            return 2  # nothing heard: the module keeps searching
         return 1
 
     # -- byte handling --------------------------------------------------------------------------
@@ -160,6 +165,8 @@ class ModemSimulator(PtyDevice):
             return [], "OK"
         if command == "AT+COPS?":
             return [self._cops()], "OK"
+        if command == "AT+CSCS?":
+            return ['+CSCS: "IRA"'], "OK"
         return [], "ERROR"
 
     def _error(self, code: int) -> str:
@@ -201,3 +208,120 @@ class ModemSimulator(PtyDevice):
         if stat == 5:
             return f'+COPS: 0,0,"{ROAMING_OPERATOR}",{ACT_LTE}'
         return "+COPS: 0"
+
+
+# -- personalities: modems that speak like a recorded module -----------------------------------
+
+SERIAL_DIR = Path(__file__).resolve().parent.parent / "serial"
+_HEADER = re.compile(r"#\s*([a-z_]+)\s*:\s*(.*)")
+
+
+@dataclass(frozen=True)
+class Personality:
+    """A module's recorded answers (``serial/<product>-<firmware>/<scenario>.at``).
+
+    ``answers`` maps a command line (upper case) to the lines the module printed, in order; a
+    line starting ``~`` is a URC the module put in the middle of that answer. An answer without
+    a final result code is a module that sends none.
+    """
+
+    name: str
+    source: str
+    framing: str  # "verbose" (V1) or "numeric" (V0)
+    echo: bool
+    unknown: str  # the final for a command the recording does not hold
+    answers: dict[str, tuple[str, ...]]
+
+
+def personality_names() -> list[str]:
+    """Every recorded personality, as ``<product>-<firmware>/<scenario>``."""
+    return sorted(f"{p.parent.name}/{p.stem}" for p in SERIAL_DIR.glob("*/*.at"))
+
+
+def load_personality(name: str) -> Personality:
+    path = SERIAL_DIR / f"{name}.at"
+    if not path.is_file():
+        raise ValueError(f"no recorded modem {name!r}; known: {personality_names()}")
+    return parse_transcript(name, path.read_text(encoding="utf-8"))
+
+
+def parse_transcript(name: str, text: str) -> Personality:
+    """The transcript format (serial/README.md): ``# key: value`` headers (the first one is
+    ``# source:``), then blocks separated by blank lines: the command, then its answer lines."""
+    headers: dict[str, str] = {}
+    answers: dict[str, tuple[str, ...]] = {}
+    block: list[str] = []
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# source:"):
+        raise ValueError(f"{name}: the first line must be '# source: …'")
+    for line in [*lines, ""]:
+        header = _HEADER.fullmatch(line.strip()) if line.startswith("#") else None
+        if header is not None and not block:
+            headers[header.group(1)] = header.group(2).strip()
+        elif line.startswith("#"):
+            continue
+        elif line.strip():
+            block.append(line.rstrip())
+        elif block:
+            answers[block[0].strip().upper()] = tuple(block[1:])
+            block = []
+    framing = headers.get("framing", "verbose")
+    if framing not in ("verbose", "numeric"):
+        raise ValueError(f"{name}: framing must be verbose or numeric, not {framing!r}")
+    return Personality(name, headers["source"], framing, headers.get("echo", "on") == "on",
+                       headers.get("unknown", "ERROR"), answers)
+
+
+_NUMERIC = frozenset("012345678")
+
+
+class RecordedModem(PtyDevice):
+    """A modem that answers like a recorded module (``personality=`` a name from
+    ``personality_names()``), byte-exact in its framing: V1 ``<CR><LF>text<CR><LF>``, or after
+    ATV0 information as ``text<CR><LF>`` and result codes as ``<code><CR>``. Echo follows
+    ATE0/ATE1 like the module; ``silent``/``slow`` faults as the base class."""
+
+    def __init__(self, personality: str | Personality, *, faults: Iterable[str] = (),
+                 slow_delay_s: float = 0.0) -> None:
+        self.faults = frozenset(faults)
+        if self.faults - {"silent", "slow"}:
+            raise ValueError(f"recorded modems know only silent and slow: {sorted(self.faults)}")
+        super().__init__(silent="silent" in self.faults, slow_delay_s=slow_delay_s)
+        self.personality = (personality if isinstance(personality, Personality)
+                            else load_personality(personality))
+        self.echo = self.personality.echo
+        self._line = bytearray()
+
+    def on_bytes(self, data: bytes) -> None:
+        for byte in data:
+            if byte == 0x0D:
+                line = bytes(self._line)
+                self._line.clear()
+                self._handle(line)
+            elif byte != 0x0A:
+                self._line.append(byte)
+
+    def _handle(self, raw: bytes) -> None:
+        out = raw + b"\r" if self.echo else b""
+        command = raw.decode("ascii", "replace").strip().upper()
+        if command in ("ATE0", "ATE1"):
+            self.echo = command == "ATE1"
+        if not command.startswith("AT"):
+            self.send(out)
+            return
+        lines = self.personality.answers.get(command)
+        numeric = self.personality.framing == "numeric"
+        if lines is None:
+            # V.250 basics every module has, when the recording does not show them.
+            basic = command in ("AT", "ATE0", "ATE1", "AT+CMEE=1")
+            lines = (("0" if numeric else "OK"),) if basic else (self.personality.unknown,)
+        for n, line in enumerate(lines):
+            text = line[1:].strip() if line.startswith("~") else line
+            last = n == len(lines) - 1
+            if numeric and last and text in _NUMERIC:
+                out += text.encode("ascii") + b"\r"  # V.250 §5.7.1: <code><CR>, no header
+            elif numeric:
+                out += text.encode("utf-8") + b"\r\n"
+            else:
+                out += b"\r\n" + text.encode("utf-8") + b"\r\n"
+        self.send(out)

@@ -46,6 +46,7 @@ def test_healthy_modem_is_ok_with_metrics() -> None:
         "rsrp_dbm": -100, "rsrq_db": -10, "sinr_db": 20.0,
         "creg_stat": 1, "cgreg_stat": 1, "cereg_stat": 1, "registration": "home",
         "access_technology": "E-UTRAN", "operator": "Example Mobile", "roaming": False,
+        "unreadable_fields": None,
     }
 
 
@@ -70,7 +71,7 @@ FAULT_TABLE: dict[str, tuple[Status, str, str, tuple[str, ...]]] = {
                    ("cellular.unlock_sim",)),
     "weak_signal": (Status.WARN, "weak_signal", "mobile signal -101 dBm (warn at -95 dBm)",
                     ("cellular.improve_signal",)),
-    "no_signal": (Status.FAIL, "no_signal", "no mobile signal (+QCSQ: NOSERVICE)",
+    "no_signal": (Status.FAIL, "no_signal", "no mobile signal (+CSQ: 99,99)",
                   ("cellular.improve_signal",)),
     "not_registered": (Status.FAIL, "not_registered",
                        "modem not registered and not searching (+CEREG: 0, +CGREG: 0)",
@@ -160,11 +161,19 @@ def test_silent_modem_costs_two_bounded_attempts() -> None:
     assert 2 * FAST <= elapsed < 2 * FAST + 3.0  # both waited out; the ceiling catches a hang
 
 
-def test_garbled_answer_is_a_protocol_error() -> None:
+def test_garbled_csq_line_is_named_and_the_rest_is_kept() -> None:
+    # Line noise in the +CSQ answer: the signal is unreadable, registration still decides.
     result = probed("garbled")
-    assert (result.status, result.reason) == (Status.FAIL, "protocol_error")
-    assert result.metrics["protocol_error_kind"] == "garbled"
-    assert "signal_dbm" not in result.metrics  # nothing half-parsed is reported
+    assert (result.status, result.reason) == (Status.OK, "ok")
+    assert result.metrics["signal_dbm"] is None and result.metrics["rsrp_dbm"] == -100
+    assert "AT+CSQ: control characters" in str(result.metrics["unreadable_fields"])
+
+
+def test_garbled_csq_without_other_figures_is_a_named_warning() -> None:
+    result = probed("garbled", sim_kwargs={"unsupported": {"AT+QCSQ"}})
+    assert (result.status, result.reason) == (Status.WARN, "modem_field_unreadable")
+    assert result.summary.startswith("could not read the modem's signal: AT+CSQ: control")
+    assert result.hints == ("cellular.report_modem_answer",)
 
 
 def test_unplug_mid_command_is_no_device() -> None:
@@ -223,7 +232,7 @@ def test_without_qcsq_rssi_decides_even_with_rsrp_thresholds() -> None:
 
 def test_unknown_signal_on_a_registered_modem_is_not_judged() -> None:
     # +CSQ 99 without +QCSQ: some LTE modules never fill +CSQ, yet they are registered.
-    result = probed("no_signal", sim_kwargs={"unsupported": {"AT+QCSQ"}})
+    result = probed(sim_kwargs={"unsupported": {"AT+QCSQ"}, "csq": (99, 99)})
     assert result.status is Status.OK
     assert result.metrics["signal_dbm"] is None
 

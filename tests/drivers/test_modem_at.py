@@ -54,7 +54,7 @@ def test_a_line_split_across_reads_is_reassembled() -> None:
 
 def test_non_printable_bytes_are_a_garbled_line() -> None:
     with pytest.raises(ProtocolError) as info:
-        LineSplitter().feed(b"\r\n+CSQ: \xb2\x00,9\r\n")
+        LineSplitter().feed(b"\r\n+CSQ: \xb2\x1b,9\r\n")
     assert info.value.kind == "garbled"
 
 
@@ -89,8 +89,16 @@ def test_information_lines_are_kept_in_order() -> None:
     assert response.lines == ("Quectel", "EC25", "Revision: EC25EFAR06A06M4G")
 
 
-def test_an_answer_without_final_code_is_not_complete() -> None:
-    assert parse_response("AT+CSQ", b"\r\n+CSQ: 20,99\r\n") is None
+def test_an_answer_without_final_code_or_information_is_not_complete() -> None:
+    assert parse_response("AT+CSQ", b"AT+CSQ\r") is None
+    assert parse_response("AT+CSQ", b"\r\n+CEREG: 1\r\n") is None
+
+
+def test_information_without_final_code_is_an_unterminated_answer() -> None:
+    # Wavecom M1306B: "+CPIN: READY" and then nothing (python-gsmmodem issue 19's report).
+    response = parse_response("AT+CPIN?", b"AT+CPIN?\r\r\n+CPIN: READY\r\n")
+    assert response is not None and response.final is None
+    assert response.one("+CPIN") == "+CPIN: READY"
 
 
 @pytest.mark.parametrize("urc", [
@@ -212,19 +220,19 @@ def test_fields_keep_commas_inside_quotes() -> None:
 def test_text_answer_with_and_without_prefix() -> None:
     assert AtResponse("AT+CGMI", ("Quectel",)).text() == "Quectel"
     assert AtResponse("AT+CGMI", ("+CGMI: Quectel",)).text() == "Quectel"
-    with pytest.raises(ProtocolError):
-        AtResponse("AT+CGMI", ("Quectel", "Extra")).text()
+    # Multi-line identity answers (BG96 +CGMR prints two revisions) are kept, joined.
+    assert AtResponse("AT+CGMR", ("Revision: X", "X_01")).text() == "Revision: X X_01"
+    assert AtResponse("AT+CGMM", (" MULTIBAND  900E  1800 ",)).text() == "MULTIBAND 900E 1800"
     with pytest.raises(ProtocolError):
         AtResponse("AT+CGMI").text()
 
 
-def test_one_requires_exactly_the_prefixed_line() -> None:
+def test_one_takes_the_first_prefixed_line() -> None:
     with pytest.raises(ProtocolError):
         AtResponse("AT+CSQ").one("+CSQ")
     with pytest.raises(ProtocolError):
         AtResponse("AT+CSQ", ("junk",)).one("+CSQ")
-    with pytest.raises(ProtocolError):
-        AtResponse("AT+CSQ", ("+CSQ: 1,2", "+CSQ: 3,4")).one("+CSQ")
+    assert AtResponse("AT+CSQ", ("junk", "+CSQ: 1,2", "+CSQ: 3,4")).one("+CSQ") == "+CSQ: 1,2"
 
 
 # -- Hypothesis: whatever the modem sends, only typed errors ------------------------------------
@@ -301,8 +309,12 @@ def test_answer_parsers_raise_only_protocol_errors(parser: object, prefix: str,
 def test_ati_identity() -> None:
     assert parse_ati(("Quectel", "EC25", "Revision: EC25EFAR06A06M4G")) == Identity(
         "Quectel", "EC25", "EC25EFAR06A06M4G")
+    assert parse_ati(("SIM800 R14.18",)) == Identity(model="SIM800 R14.18")
+    assert parse_ati(("Manufacturer: huawei", "Model: ME909s-821", "Revision: 11.617.01.00.00",
+                      "IMEI: 867223020017634", "+GCAP: +CGSM,+DS,+ES")) == Identity(
+        "huawei", "ME909s-821", "11.617.01.00.00", "867223020017634")
     with pytest.raises(ProtocolError):
-        parse_ati(("Quectel",))
+        parse_ati(("+GCAP: +CGSM",))
 
 
 @pytest.mark.parametrize("text", ["866758040123453", '+CGSN: "866758040123453"',
@@ -343,7 +355,7 @@ def test_pin2_is_not_taken_for_pin() -> None:
     assert SimState.SIM_PIN.locked and not SimState.SIM_PIN.usable
 
 
-@pytest.mark.parametrize("line", ["+CPIN: NOT READY", "+CPIN: ", "+CSQ: READY", "READY"])
+@pytest.mark.parametrize("line", ["+CPIN: WHATEVER", "+CPIN: ", "+CSQ: READY", "READY"])
 def test_unknown_cpin_is_garbled(line: str) -> None:
     with pytest.raises(ProtocolError):
         parse_cpin(line)
@@ -390,9 +402,22 @@ def test_csq_percent_like_modemmanager(rssi: int, percent: int | None) -> None:
     assert SignalQuality(rssi, 99).percent == percent
 
 
-@pytest.mark.parametrize("line", ["+CSQ: 32,99", "+CSQ: 98,99", "+CSQ: 192,99", "+CSQ: 200,99",
-                                  "+CSQ: 20,8", "+CSQ: 20,98", "+CSQ: 20", "+CSQ: 20,99,1",
-                                  "+CSQ: -1,99", "+CSQ: ,", "+CSQ: a,b", "+CESQ: 20,99"])
+@pytest.mark.parametrize(("line", "rssi", "ber", "named"), [
+    ("+CSQ: 32,99", None, 99, "+CSQ <rssi> '32'"), ("+CSQ: 98,99", None, 99, "+CSQ <rssi> '98'"),
+    ("+CSQ: 192,99", None, 99, "+CSQ <rssi> '192'"), ("+CSQ: 20,8", 20, None, "+CSQ <ber> '8'"),
+    ("+CSQ: 20", 20, None, "+CSQ <ber> missing"), ("+CSQ: -1,99", None, 99, "+CSQ <rssi> '-1'"),
+])
+def test_odd_csq_field_is_named_and_the_other_kept(line: str, rssi: int | None, ber: int | None,
+                                                    named: str) -> None:
+    csq = parse_csq(line)
+    assert (csq.rssi, csq.ber, csq.unreadable) == (rssi, ber, (named,))
+
+
+def test_csq_with_spaces_and_a_trailing_field() -> None:
+    assert parse_csq("+CSQ: 2 0, 99, 1") == SignalQuality(20, 99)
+
+
+@pytest.mark.parametrize("line", ["+CSQ: ,", "+CSQ: a,b", "+CESQ: 20,99", "+CSQ: 200,98"])
 def test_bad_csq_is_garbled(line: str) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_csq(line)
@@ -416,8 +441,16 @@ def test_qcsq_other_modes() -> None:
     assert parse_qcsq('+QCSQ: "eMTC",-70,-95,120,-11').sinr_db == 4.0
 
 
-@pytest.mark.parametrize("line", ['+QCSQ: "LTE",-52,-81,251,-10', '+QCSQ: "LTE",-52,-81',
-                                  '+QCSQ: "LTE",-52,x,111,-10', '+QCSQ: "5G",-52', "+QCSQ: "])
+def test_odd_qcsq_fields_are_named_and_the_mode_kept() -> None:
+    sinr = parse_qcsq('+QCSQ: "LTE",-52,-81,251,-10')
+    assert (sinr.rsrp_dbm, sinr.sinr_db, sinr.unreadable) == (-81, None, ("+QCSQ <sinr> '251'",))
+    rsrp = parse_qcsq('+QCSQ: "LTE",-52,x,111,-10')
+    assert (rsrp.rsrp_dbm, rsrp.sinr_db, rsrp.unreadable) == (None, 2.2, ("+QCSQ LTE value 'x'",))
+    assert parse_qcsq('+QCSQ: "LTE",-52,-81').rsrp_dbm == -81
+    assert parse_qcsq('+QCSQ: "NR5G",-52').sysmode == "NR5G"  # a newer mode is kept
+
+
+@pytest.mark.parametrize("line", ["+QCSQ: ", "+CSQ: 1,2", '+QCSQ: ""'])
 def test_bad_qcsq_is_garbled(line: str) -> None:
     with pytest.raises(ProtocolError):
         parse_qcsq(line)
@@ -472,8 +505,21 @@ def test_access_technologies(act: int, name: str) -> None:
     assert parse_registration(f'+CEREG: 2,1,"D6E7","844D92A",{act}').technology == name
 
 
-@pytest.mark.parametrize("line", ["+CREG: 0,12", "+CREG: 4,1", "+CEREG: 6,1", "+CREG: x",
-                                  "+CREG: ", '+CREG: 2,1,"XYZ","01"', "+CSQ: 0,1", "CREG: 0,1"])
+@pytest.mark.parametrize(("line", "stat", "named"), [
+    ("+CREG: 0,12", None, "+CREG <stat> 12 (not a 27.007 value)"),
+    ("+CEREG: 6,1", RegistrationStat.HOME, "+CEREG <n> '6'"),
+    ('+CREG: 2,1,"XYZ","01"', RegistrationStat.HOME, "+CREG <lac> '\"XYZ\"'"),
+    ('+CEREG: 2,5,"D6E7","844D92A",42', RegistrationStat.ROAMING,
+     "+CEREG <AcT> 42 (not a 27.007 value)"),
+])
+def test_odd_registration_field_is_named_and_stat_kept(line: str, stat: RegistrationStat | None,
+                                                       named: str) -> None:
+    reg = parse_registration(line)
+    assert (reg.stat, reg.unreadable) == (stat, (named,))
+
+
+@pytest.mark.parametrize("line", ["+CREG: x", "+CREG: ", "+CSQ: 0,1", "CREG: 0,1",
+                                  "+CREG: 1,x"])
 def test_bad_registration_is_garbled(line: str) -> None:
     with pytest.raises(ProtocolError):
         parse_registration(line)
@@ -499,8 +545,17 @@ def test_cops_technology_name() -> None:
     assert parse_cops('+COPS: 0,0,"Example Mobile",7').technology == "E-UTRAN"
 
 
-@pytest.mark.parametrize("line", ["+COPS: 5", '+COPS: 0,3,"x",7', '+COPS: 0,2,"ABCDE",7',
-                                  '+COPS: 0,0,"x",7,1', "+COPS: ", '+COPS: 0,0,"x",q'])
+@pytest.mark.parametrize(("line", "operator"), [
+    ('+COPS: 5,0,"x"', Operator(None, 0, "x", None, ("+COPS <mode> '5'",))),
+    ('+COPS: 0,3,"x",7', Operator(0, None, "x", 7, ("+COPS <format> '3'",))),
+    ('+COPS: 0,0,"x",7,1', Operator(0, 0, "x", 7)),
+    ('+COPS: 0,0,"x",q', Operator(0, 0, "x", None, ("+COPS <AcT> 'q'",))),
+])
+def test_odd_cops_field_is_named_and_the_name_kept(line: str, operator: Operator) -> None:
+    assert parse_cops(line) == operator
+
+
+@pytest.mark.parametrize("line", ["+COPS: ", "+COPS: x", "+CSQ: 0", "+COPS: 5"])
 def test_bad_cops_is_garbled(line: str) -> None:
     with pytest.raises(ProtocolError):
         parse_cops(line)

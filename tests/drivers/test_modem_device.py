@@ -283,21 +283,28 @@ def test_slow_modem_beyond_the_timeout_times_out() -> None:
         modem.probe()
 
 
-def test_garbled_line_is_a_protocol_error() -> None:
+def test_garbled_line_is_a_protocol_error_of_that_command_only() -> None:
     sim = ModemSimulator(faults=("garbled",))
-    with modem_on(sim) as modem, pytest.raises(ProtocolError) as info:
-        modem.probe()
-    assert info.value.kind == "garbled"
-    assert info.value.device == sim.port
+    with modem_on(sim) as modem:
+        with pytest.raises(ProtocolError) as info:
+            modem.command("AT+CSQ")
+        assert info.value.kind == "garbled"
+        assert info.value.device == sim.port
+        # The answer was read to its final code: the next command gets its own answer.
+        assert modem.command("AT+CPIN?").lines == ("+CPIN: READY",)
+        result = modem.probe()
+    assert result.signal.csq.rssi is None
+    assert any(u.startswith("AT+CSQ: control characters") for u in result.unreadable)
+    assert result.registration.registered and result.sim is SimState.READY
 
 
-def test_out_of_spec_value_is_a_protocol_error_naming_the_port() -> None:
+def test_out_of_spec_value_is_named_and_the_rest_kept() -> None:
     sim = ModemSimulator(csq=(45, 99))  # 32..98 are not 27.007 values
-    with modem_on(sim) as modem, pytest.raises(ProtocolError) as info:
-        modem.probe()
-    assert info.value.kind == "garbled"
-    assert info.value.device == sim.port
-    assert "45" in info.value.message
+    with modem_on(sim) as modem:
+        result = modem.probe()
+    assert (result.signal.csq.rssi, result.signal.csq.ber) == (None, 99)
+    assert "+CSQ <rssi> '45'" in result.unreadable
+    assert result.registration.registered
 
 
 @pytest.mark.parametrize("command", ["AT+CSQ", "AT+CPIN?", "AT+COPS?"])
