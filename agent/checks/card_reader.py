@@ -2,8 +2,9 @@
 the output format the payment application parses, and runs at least the fleet's firmware.
 
 Only setup commands are sent (Review Settings, firmware version); nothing is changed on the
-reader, and no swipe is waited for: a card that happens to be swiped during the probe is dropped
-by the driver, which never hands track data out (DESIGN §6).
+reader, and no swipe is waited for. A card swiped during the probe is a swipe, not a fault: the
+driver drops its bytes unread (DESIGN §6), sends the command again, and says only how many
+swipes it dropped (``swipes_during_probe``).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def _judge(v: Verdict, cfg: CardReaderConfig, probe: MsrProbe, port: str) -> Che
     v.metric("reader_baud", settings.baud_rate)
     v.metric("firmware_version", _dotted(version) if version else None)
     v.metric("firmware_text", _firmware_text(firmware))
+    v.metric("swipes_during_probe", probe.swipes_discarded)
 
     if settings.reading_enabled is False:
         v.fail("msr_disabled", f"card reading is switched off in the reader's settings "
@@ -132,8 +134,10 @@ def _judge(v: Verdict, cfg: CardReaderConfig, probe: MsrProbe, port: str) -> Che
 
     reading = {True: "reading enabled", None: "reading state not reported"}
     shown = f"firmware {_dotted(version)}" if version else "firmware version not reported"
+    swiped = "; a card swiped during the check was ignored" if probe.swipes_discarded else ""
     return v.result(f"{WHAT} answers on {port}, "
-                    f"{reading.get(settings.reading_enabled, 'reading disabled')}, {shown}")
+                    f"{reading.get(settings.reading_enabled, 'reading disabled')}, {shown}"
+                    f"{swiped}")
 
 
 def _check_firmware(v: Verdict, cfg: CardReaderConfig, firmware: MsrFirmware | None) -> None:

@@ -16,6 +16,7 @@ Error messages never quote the bytes received: a reply can be interleaved with s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import reduce
@@ -135,3 +136,29 @@ def parse_reply(data: bytes | bytearray, *, expect_body: bool) -> Reply:
         if lrc(data[stx : end + 1]) == data[end + 1]:
             return Reply(bytes(data[stx + 1 : end]))
     raise ProtocolError("data frame LRC mismatch", kind="checksum")
+
+
+# Swipe output a reader may send while a command is on the line (issue 15 item 12): a track in
+# any output format (``[STX] SS data ES [LRC DLE|ETX] [CR|LF]``, tracks back to back or not), or
+# the start of one still arriving. Track characters are 0x20-0x5F: never ACK, NAK or a length
+# byte of a settings reply, so a swipe cannot be taken for the reply status.
+_SWIPE_TRACK = re.compile(
+    rb"\x02?[%;+][\x20-\x3E\x40-\x5F]{0,110}\?(?:[\x20-\x5F][\x10\x03]|[\x10\x03\r\n])?")
+_SWIPE_TAIL = re.compile(rb"\x02?[%;+][\x20-\x3E\x40-\x5F]{0,110}$")
+
+
+def strip_swipe(data: bytes | bytearray) -> tuple[bytearray, int]:
+    """``data`` without anything that looks like swipe output, and how many tracks were cut.
+
+    Used only once a reply did not parse as it stands, so a reply body that happens to hold
+    sentinel characters is never touched when it is sound.
+    """
+    out = bytearray(data)
+    count = 0
+    for pattern in (_SWIPE_TRACK, _SWIPE_TAIL):
+        pieces = pattern.split(out)
+        count += len(pieces) - 1
+        cleaned = bytearray(b"".join(pieces))
+        out[:] = bytes(len(out))  # best effort: no track bytes left in freed memory
+        out = cleaned
+    return out, count

@@ -24,6 +24,7 @@ from posdiag.drivers.msr.framing import (
     parse_reply,
     parse_settings,
     reply_ready,
+    strip_swipe,
 )
 from posdiag.drivers.msr.tracks import SwipeResult, analyse_swipe
 from posdiag.drivers.serial_port import PortIO, SerialPort, port_device
@@ -46,6 +47,20 @@ WRITE_TIMEOUT_S = 1.0
 # byte of the previous one.
 COMMAND_GAP_S = 0.08
 GAP_PER_DATA_BYTE_S = 0.01
+# A card swiped while a command is on the line (issue 15 item 12): the reply is lost or mixed
+# with track data. The driver drops the swipe and sends the command again, this many times.
+SWIPE_RETRIES = 2
+# Waiting for a swipe that is still arriving to end before the command is sent again; a
+# three-track swipe is ~230 characters, 0.25 s at 9600 Bd.
+SWIPE_DRAIN_MAX_S = 0.5
+
+
+class _SwipeInTheWay(Exception):
+    """A command's reply did not come whole because swipe output came instead (internal)."""
+
+    def __init__(self, error: ProtocolError | DeviceTimeout) -> None:
+        super().__init__("swipe during a command")
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class MsrProbe:
 
     settings: MsrSettings
     firmware: MsrFirmware | None
+    swipes_discarded: int = 0  # swipes that came during the probe, dropped unread
 
     @property
     def reading_enabled(self) -> bool | None:
@@ -121,12 +137,18 @@ class IdTechMsr:
         self._swipe_quiet_s = swipe_quiet_s
         self._command_gap_s = command_gap_s
         self._ready_at = 0.0  # monotonic time the reader accepts the next command
+        self._swipes_discarded = 0
         # Short blocking reads under our own deadlines; a write never blocks forever.
         self._io.configure(poll_s, keep_write_timeout=True, step="configure")
 
     @property
     def device(self) -> str | None:
         return self._device
+
+    @property
+    def swipes_discarded(self) -> int:
+        """Swipes that arrived in the middle of a command and were dropped (never read)."""
+        return self._swipes_discarded
 
     # -- public operations ---------------------------------------------------------------------
     def review_settings(self) -> MsrSettings:
@@ -154,6 +176,7 @@ class IdTechMsr:
         self.configure([Setting(FUNC_READING_ENABLE, b"1" if enabled else b"0")])
 
     def probe(self) -> MsrProbe:
+        before = self._swipes_discarded
         settings = self.review_settings()
         try:
             firmware: MsrFirmware | None = self.firmware_version()
@@ -161,7 +184,7 @@ class IdTechMsr:
             if exc.kind != "nak":
                 raise
             firmware = None
-        return MsrProbe(settings, firmware)
+        return MsrProbe(settings, firmware, self._swipes_discarded - before)
 
     def wait_for_swipe(self, timeout_s: float) -> SwipeResult | None:
         """Wait up to ``timeout_s`` for a swipe; None when no card was swiped in that time.
@@ -191,17 +214,36 @@ class IdTechMsr:
 
     # -- dialogue ------------------------------------------------------------------------------
     def _command(self, command: bytes, *, expect_body: bool, data_bytes: int = 0) -> Reply:
-        pause = self._ready_at - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        self._io.call(self._port.reset_input_buffer, step="clearing input")
-        # One write: the reader wants ≤ 2 ms between characters.
-        self._io.write(command, step="write", flush=True)
-        try:
-            return self._await_reply(expect_body)
-        finally:
-            self._ready_at = (time.monotonic() + self._command_gap_s
-                              + GAP_PER_DATA_BYTE_S * data_bytes)
+        """Send ``command`` and read its reply; a swipe in the way is dropped and the command
+        sent again (a swipe is a swipe, not a reader fault)."""
+        for attempt in range(SWIPE_RETRIES + 1):
+            pause = self._ready_at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            self._io.call(self._port.reset_input_buffer, step="clearing input")
+            # One write: the reader wants ≤ 2 ms between characters.
+            self._io.write(command, step="write", flush=True)
+            try:
+                return self._await_reply(expect_body)
+            except _SwipeInTheWay as swipe:
+                self._swipes_discarded += 1
+                if attempt == SWIPE_RETRIES:
+                    raise swipe.error from None
+                self._drain_swipe()
+            finally:
+                self._ready_at = (time.monotonic() + self._command_gap_s
+                                  + GAP_PER_DATA_BYTE_S * data_bytes)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _drain_swipe(self) -> None:
+        """Read and drop what is still arriving of a swipe, until the line is quiet."""
+        end = time.monotonic() + SWIPE_DRAIN_MAX_S
+        last_rx = time.monotonic()
+        while time.monotonic() < end and time.monotonic() - last_rx < self._swipe_quiet_s:
+            chunk = bytearray(self._read_chunk())
+            if chunk:
+                last_rx = time.monotonic()
+                chunk[:] = bytes(len(chunk))
 
     def _await_reply(self, expect_body: bool) -> Reply:
         buf = bytearray()
@@ -224,12 +266,33 @@ class IdTechMsr:
                 if chunk:
                     buf += chunk
                     last_rx = time.monotonic()
-            try:
-                return parse_reply(buf, expect_body=expect_body)
-            except ProtocolError as exc:
-                raise ProtocolError(exc.message, device=self._device, kind=exc.kind) from None
+            return self._parse(buf, expect_body)
         finally:
             buf[:] = bytes(len(buf))  # a swipe may have come in between: do not keep it
+
+    def _parse(self, buf: bytearray, expect_body: bool) -> Reply:
+        """The reply in ``buf``. Swipe output around or inside it is cut out, and counted in
+        ``swipes_discarded``; ``_SwipeInTheWay`` when a swipe cost the reply itself."""
+        cleaned, swipes = strip_swipe(buf)
+        try:
+            try:
+                reply = parse_reply(buf, expect_body=expect_body)
+            except ProtocolError as exc:
+                if not swipes:
+                    raise ProtocolError(exc.message, device=self._device,
+                                        kind=exc.kind) from None
+                try:
+                    reply = parse_reply(cleaned, expect_body=expect_body)
+                except ProtocolError:
+                    raise _SwipeInTheWay(DeviceTimeout(
+                        f"no reply within {self._reply_timeout_s:g} s: a card was swiped "
+                        f"instead", device=self._device,
+                        timeout_s=self._reply_timeout_s)) from None
+            if swipes:
+                self._swipes_discarded += 1
+            return reply
+        finally:
+            cleaned[:] = bytes(len(cleaned))
 
     def _read_chunk(self) -> bytes:
         return self._io.read_available(step="read")

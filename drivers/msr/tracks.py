@@ -9,8 +9,21 @@ repr or error. The parsed values live in locals of this module and are dropped o
 Reader output formats understood (protocols.md §2.1):
 - ID TECH: ``SS data ES CR`` per track (no LRC: the reader checked it and does not forward it);
 - UIC: ``STX SS data ES LRC DLE`` per track, the last ending in ETX instead of DLE;
-- MagTek-compatible: ``SS data ES`` per track back to back, CR at the end;
-- ``SS E ES`` for a track the reader could not read (MagTek convention, assumed for ID TECH).
+- MagTek-compatible: ``SS data ES`` per track back to back, CR at the end, track 3 starting with
+  ``+`` (MagTek's track 3 sentinel) or ``;``, and on insertion readers a card-sensor digit after
+  the last track;
+- ``SS E ES`` for a track the reader could not read (MagTek convention, assumed for ID TECH);
+- ``SS ES`` (no data) or nothing at all for a blank track.
+
+A trailing character after an end sentinel is an LRC where the format frames one (UIC, between
+STX and DLE/ETX): there a mismatch is an LRC error. Elsewhere it is the LRC when it matches, and
+otherwise a reader flag (such as MagTek's card-sensor digit), counted as noise: readers check the
+LRC themselves and do not forward a bad one.
+
+Field layout (ISO/IEC 7813, ISO 4909): a PAN beginning with 59 is followed, after the separator,
+by a 3-digit country code and only then by the expiry, so the country code is never read as the
+expiry. A field that cannot be read is named (``TrackVerdict.bad_field``); the fields before it
+(the PAN, so Luhn and the masked number) are kept.
 """
 
 from __future__ import annotations
@@ -24,8 +37,14 @@ from posdiag.drivers.msr.luhn import luhn_valid
 from posdiag.drivers.msr.masking import mask_pan
 
 # Bytes that end a track segment in the reader formats above: STX, ETX, DLE, LF, CR.
-_SEPARATORS = re.compile(rb"[\x02\x03\x10\n\r]")
+_SEPARATORS = re.compile(rb"([\x02\x03\x10\n\r])")
+_STX, _ETX, _DLE = b"\x02", b"\x03", b"\x10"
 END_SENTINEL = "?"
+START_SENTINELS = "%;+"
+# MagTek sends track 3's start sentinel as '+'; on the stripe it is the ISO ';' (code 0x0B).
+_TRACK3_ALT_SS = "+"
+# ISO/IEC 7812-1: a PAN beginning 59 carries a country code (ISO 3166 numeric) on the tracks.
+_COUNTRY_CODE_PREFIX = "59"
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,9 @@ _SPECS = {
     2: _TrackSpec(";", "=", 0x30, 0x3F, 39),
     3: _TrackSpec(";", "=", 0x30, 0x3F, 106),
 }
+# Names of the fields a track layout check can fail on (``TrackVerdict.bad_field``).
+FIELDS = ("format_code", "pan", "field_separator", "name", "country_code", "expiry",
+          "service_code")
 
 
 class ExpiryState(StrEnum):
@@ -75,10 +97,14 @@ class TrackVerdict:
     expiry: ExpiryState = ExpiryState.ABSENT
     length: int = 0  # characters from SS through ES
     problem: TrackProblem | None = None
+    bad_field: str | None = None  # the field a LAYOUT problem is in (one of ``FIELDS``)
 
     def __post_init__(self) -> None:
         if self.track not in _SPECS:
             raise ValueError("track must be 1, 2 or 3")
+        if self.bad_field is not None and (self.bad_field not in FIELDS
+                                           or self.problem != TrackProblem.LAYOUT):
+            raise ValueError("bad_field names a field of a track with a layout problem")
         if not self.present and (self.structure_ok or self.length):
             raise ValueError("an absent track has no structure or length")
         if self.structure_ok and self.problem is not None:
@@ -123,13 +149,23 @@ class SwipeResult:
         present = [t for t in self.tracks if t.present]
         return bool(present) and all(t.structure_ok and t.lrc_ok is not False for t in present)
 
+    @property
+    def unreadable_fields(self) -> tuple[str, ...]:
+        """``track2.expiry``-style names of the fields that could not be read (no values)."""
+        return tuple(f"track{t.track}.{t.bad_field}" for t in self.tracks if t.bad_field)
+
 
 @dataclass(frozen=True)
 class _Fields:
-    """Values parsed out of a financial track; private, never returned or printed."""
+    """Values parsed out of a financial track; private, never returned or printed.
+
+    ``bad_field`` names the first field that could not be read; the fields before it are kept.
+    """
 
     pan: str | None = field(default=None, repr=False)
     expiry: str | None = field(default=None, repr=False)
+    bad_field: str | None = None
+    expiry_present: bool = False  # an expiry field is there (readable or not)
 
 
 def _expiry_state(yymm: str | None, today: date) -> ExpiryState:
@@ -153,55 +189,99 @@ def _split_optional(rest: str, width: int, separator: str) -> tuple[str | None, 
 
 
 def _layout(track: int, data: str) -> _Fields | None:
-    """Field layout of tracks 1 (format B) and 2; None when it is wrong."""
+    """Field layout of tracks 1 (format B) and 2 (ISO/IEC 7813); None when nothing is usable.
+
+    A field that is wrong is named in ``bad_field``; what was read before it is kept.
+    """
     if track == 3:
         return _Fields()
     if track == 1:
         if not data or not "A" <= data[0] <= "Z":
-            return None
+            return _Fields(bad_field="format_code")
         if data[0] != "B":
             return _Fields()  # not a financial format: nothing more to check
         parts = data[1:].split("^", 2)
-        if len(parts) != 3 or not 2 <= len(parts[1]) <= 26:
-            return None
-        pan, rest = parts[0], parts[2]
+        pan = parts[0]
+        if not 1 <= len(pan) <= 19 or not pan.isdigit():
+            return _Fields(bad_field="pan")
+        if len(parts) != 3:
+            return _Fields(pan=pan, bad_field="field_separator")
+        if not 2 <= len(parts[1]) <= 26:
+            return _Fields(pan=pan, bad_field="name")
+        rest = parts[2]
     else:
         pan, sep, rest = data.partition("=")
-        if not sep:
-            return None
-    if not 1 <= len(pan) <= 19 or not pan.isdigit():
-        return None
+        if not 1 <= len(pan) <= 19 or not pan.isdigit():
+            return _Fields(bad_field="pan" if sep else "field_separator")
     spec = _SPECS[track]
+    if pan.startswith(_COUNTRY_CODE_PREFIX):
+        country, rest = rest[:3], rest[3:]
+        if len(country) != 3 or not country.isdigit():
+            return _Fields(pan=pan, bad_field="country_code")
     expiry = _split_optional(rest, 4, spec.separator)
     if expiry is None:
-        return None
+        return _Fields(pan=pan, bad_field="expiry", expiry_present=bool(rest))
     service = _split_optional(expiry[1], 3, spec.separator)
     if service is None:
-        return None
-    return _Fields(pan=pan, expiry=expiry[0])
+        return _Fields(pan=pan, expiry=expiry[0], bad_field="service_code",
+                       expiry_present=expiry[0] is not None)
+    return _Fields(pan=pan, expiry=expiry[0], expiry_present=expiry[0] is not None)
 
 
-def _lrc_ok(track: int, text: str, lrc_char: str) -> bool:
+def _lrc_char(track: int, text: str) -> str:
+    """The ISO 7811-2 LRC character of ``SS … ES`` (XOR of the character codes, re-encoded)."""
     spec = _SPECS[track]
     code = 0
     for c in text:
-        code ^= ord(c) - spec.low
-    return spec.low <= ord(lrc_char) <= spec.high and ord(lrc_char) - spec.low == code
+        if track == 3 and c == _TRACK3_ALT_SS:
+            c = spec.start_sentinels
+        code ^= (ord(c) - spec.low) & 0x3F
+    return chr(code + spec.low)
 
 
-def _check_track(track: int, segment: str, today: date) -> tuple[TrackVerdict, _Fields]:
+@dataclass(frozen=True)
+class _Segment:
+    """One track as the reader sent it: ``SS … [ES]``, what followed the ES, and whether the
+    format frames an LRC there (UIC)."""
+
+    text: str = field(repr=False)
+    trailer: str = field(default="", repr=False)
+    lrc_framed: bool = False
+
+
+def _check_track(track: int, seg: _Segment, today: date) -> tuple[TrackVerdict, _Fields, int]:
+    """Verdict, parsed fields, and bytes that turned out to be noise (a reader flag)."""
     spec = _SPECS[track]
+    segment = seg.text
     es = segment.find(END_SENTINEL)
     if es < 0:
         return TrackVerdict(track, True, length=len(segment),
-                            problem=TrackProblem.END_SENTINEL), _Fields()
-    text, after = segment[: es + 1], segment[es + 1 :]
+                            problem=TrackProblem.END_SENTINEL), _Fields(), 0
+    text, after = segment[: es + 1], segment[es + 1 :] + seg.trailer
     data = text[1:-1]
     length = len(text)
-    lrc_ok = _lrc_ok(track, text, after) if len(after) == 1 else None
+    noise = 0
+    lrc_ok: bool | None = None
+    if len(after) == 1:
+        if after == _lrc_char(track, text):
+            lrc_ok = True
+        elif seg.lrc_framed:
+            lrc_ok = False
+        else:
+            noise = 1  # not this track's LRC: a reader flag, e.g. MagTek's card-sensor digit
 
-    def bad(problem: TrackProblem) -> tuple[TrackVerdict, _Fields]:
-        return TrackVerdict(track, True, lrc_ok=lrc_ok, length=length, problem=problem), _Fields()
+    def bad(problem: TrackProblem, fields: _Fields | None = None
+            ) -> tuple[TrackVerdict, _Fields, int]:
+        fields = fields or _Fields()
+        pan = fields.pan
+        expiry = ExpiryState.ABSENT
+        if pan and fields.expiry_present:
+            expiry = (_expiry_state(fields.expiry, today) if fields.bad_field != "expiry"
+                      else ExpiryState.INVALID)
+        return TrackVerdict(track, True, lrc_ok=lrc_ok,
+                            luhn_ok=luhn_valid(pan) if pan else None, expiry=expiry,
+                            length=length, problem=problem, bad_field=fields.bad_field), \
+            fields, noise
 
     if data == "E":
         return bad(TrackProblem.READER_ERROR)
@@ -212,42 +292,76 @@ def _check_track(track: int, segment: str, today: date) -> tuple[TrackVerdict, _
     if length > spec.max_len:
         return bad(TrackProblem.TOO_LONG)
     fields = _layout(track, data)
-    if fields is None:
-        return bad(TrackProblem.LAYOUT)
+    if fields is None or fields.bad_field is not None:
+        return bad(TrackProblem.LAYOUT, fields)
     verdict = TrackVerdict(
         track, True, structure_ok=True, lrc_ok=lrc_ok,
         luhn_ok=luhn_valid(fields.pan) if fields.pan else None,
         expiry=_expiry_state(fields.expiry, today) if fields.pan else ExpiryState.ABSENT,
         length=length)
-    return verdict, fields
+    return verdict, fields, noise
 
 
-def _segments(raw: bytes | bytearray) -> tuple[dict[int, str], int]:
-    """Track number → segment text (SS onwards), and the count of bytes in no track."""
-    found: dict[int, str] = {}
+def _split_tracks(text: str) -> tuple[list[tuple[str, str]], int]:
+    """``(SS … ES, trailer)`` pieces of one separator-free chunk, and its noise count.
+
+    Tracks may follow each other directly (MagTek, or ID TECH with no track separator), with an
+    LRC character between an ES and the next SS where the reader forwards it.
+    """
+    pieces: list[tuple[str, str]] = []
     noise = 0
-    for chunk in _SEPARATORS.split(raw):
-        text = chunk.decode("latin-1")
-        while text:
-            start = next((i for i, c in enumerate(text) if c in "%;"), None)
-            if start is None:
-                noise += len(text)
-                break
-            noise += start  # a preamble before the start sentinel
-            text = text[start:]
-            es = text.find(END_SENTINEL)
-            after = text[es + 1 :] if es >= 0 else ""
-            if len(after) > 1 and after[0] in "%;":
-                # MagTek-style output: the next track follows the end sentinel directly.
-                segment, text = text[: es + 1], after
+    while text:
+        start = next((i for i, c in enumerate(text) if c in START_SENTINELS), None)
+        if start is None:
+            noise += len(text)
+            break
+        noise += start  # a preamble before the start sentinel
+        text = text[start:]
+        es = text.find(END_SENTINEL)
+        if es < 0:
+            pieces.append((text, ""))
+            break
+        head, after = text[: es + 1], text[es + 1 :]
+        track = 1 if head[0] == "%" else 3 if head[0] == _TRACK3_ALT_SS else 2
+        if len(after) > 1 and after[1] in START_SENTINELS and after[0] == _lrc_char(track, head):
+            pieces.append((head, after[0]))  # LRC, then the next track
+            text = after[1:]
+        elif len(after) > 1 and after[0] in START_SENTINELS:  # one alone is an LRC or flag
+            pieces.append((head, ""))
+            text = after
+        elif len(after) > 1 and after[1] in START_SENTINELS:
+            pieces.append((head, after[0]))  # one character (an LRC or a flag), then a track
+            text = after[1:]
+        else:
+            pieces.append((head, after))
+            break
+    return pieces, noise
+
+
+def _segments(raw: bytes | bytearray) -> tuple[dict[int, _Segment], int]:
+    """Track number → segment, and the count of bytes in no track."""
+    found: dict[int, _Segment] = {}
+    noise = 0
+    parts = _SEPARATORS.split(bytes(raw))
+    # parts alternates chunk, separator, chunk, …: a chunk's neighbours are its separators.
+    for n in range(0, len(parts), 2):
+        before = parts[n - 1] if n else b""
+        after_sep = parts[n + 1] if n + 1 < len(parts) else b""
+        uic = before == _STX and after_sep in (_DLE, _ETX)
+        pieces, chunk_noise = _split_tracks(parts[n].decode("latin-1"))
+        noise += chunk_noise
+        for head, trailer in pieces:
+            if head[1:2] == END_SENTINEL:
+                continue  # SS ES with nothing between: a blank track, as some firmware sends
+            if head[0] == _TRACK3_ALT_SS:
+                slot = 3
             else:
-                segment, text = text, ""
-            first, second = (1, 3) if segment[0] == "%" else (2, 3)
-            slot = first if first not in found else second
+                first = 1 if head[0] == "%" else 2
+                slot = first if first not in found else 3
             if slot in found:
-                noise += len(segment)
+                noise += len(head) + len(trailer)
                 continue
-            found[slot] = segment
+            found[slot] = _Segment(head, trailer, uic and len(pieces) == 1)
     return found, noise
 
 
@@ -261,7 +375,8 @@ def analyse_swipe(raw: bytes | bytearray, *, read_at: datetime | None = None,
     fields: dict[int, _Fields] = {}
     for track in (1, 2, 3):
         if track in segments:
-            verdict, fields[track] = _check_track(track, segments[track], today)
+            verdict, fields[track], flag_bytes = _check_track(track, segments[track], today)
+            noise += flag_bytes
         else:
             verdict = TrackVerdict(track, False)
         verdicts.append(verdict)
@@ -270,7 +385,9 @@ def analyse_swipe(raw: bytes | bytearray, *, read_at: datetime | None = None,
     t1, t2 = fields.get(1), fields.get(2)
     agree = None
     if t1 is not None and t2 is not None and t1.pan and t2.pan:
-        agree = t1.pan == t2.pan and t1.expiry == t2.expiry
+        # Expiries are compared only where both tracks read theirs.
+        both = all(f.bad_field in (None, "service_code") for f in (t1, t2))
+        agree = t1.pan == t2.pan and (t1.expiry == t2.expiry or not both)
     return SwipeResult(
         tracks=(verdicts[0], verdicts[1], verdicts[2]),
         read_at=read_at,

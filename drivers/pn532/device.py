@@ -5,7 +5,8 @@ Takes an already open pyserial-like port (``serial.serial_for_url(...)``), so a 
 
 Dialogue (UM0701-02 §6.2.2, as libnfc and nfcpy run it): send the command frame, expect an ACK
 within ``ack_timeout_s``, then the response within the command's own timeout. A response with a
-bad checksum is asked for again once with a NACK; a response that does not come is aborted with an
+bad checksum, a wrong or missing postamble or a cut-off body is asked for again once with a
+NACK; a response that does not come is aborted with an
 ACK so the chip is ready for the next command.
 """
 
@@ -44,6 +45,9 @@ WAKEUP_ZEROS = 14
 # Line-test pattern: all-zero, all-one and alternating bits catch stuck or crossed data lines.
 LINE_TEST_PATTERN = bytes([0x00, 0xFF, 0x55, 0xAA]) + b"posdiag"
 WRITE_TIMEOUT_S = 1.0
+# The chip sends a frame without pauses (a byte is 87 µs at 115200 Bd); USB-serial adapters
+# deliver in packets at most ~16 ms apart. A frame that stalls this long has been cut off.
+FRAME_GAP_S = 0.1
 
 SELF_TESTS = ("line", "rom", "ram", "antenna")
 
@@ -224,7 +228,8 @@ class PN532:
             except ProtocolError as exc:
                 if not acked:
                     continue  # noise before the ACK; the ACK or the response may still come
-                if exc.kind == "checksum" and not nack_sent:
+                # A damaged or cut-off response is asked for again once (UM §6.2.1.4).
+                if exc.kind in ("checksum", "framing") and not nack_sent:
                     nack_sent = True
                     self._write(NACK_BYTES, "NACK")
                     deadline = time.monotonic() + timeout_s
@@ -256,7 +261,12 @@ class PN532:
             return frame.payload
 
     def _next_frame(self, deadline: float) -> Frame | None:
-        """The next frame from the port, or None when the deadline passes first."""
+        """The next frame from the port, or None when the deadline passes first.
+
+        A frame that has begun but stops (its postamble or more missing) is a ``ProtocolError``
+        once the line has been quiet for ``FRAME_GAP_S`` or the deadline passes.
+        """
+        last_rx = time.monotonic()
         while True:
             try:
                 frame = self._decoder.next_frame()
@@ -264,9 +274,19 @@ class PN532:
                 raise ProtocolError(exc.message, device=self._device, kind=exc.kind) from None
             if frame is not None:
                 return frame
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            stalled = self._decoder.in_frame and now - last_rx >= FRAME_GAP_S
+            if now >= deadline or stalled:
+                try:
+                    self._decoder.give_up()  # a frame cut off is an error, not silence
+                except ProtocolError as exc:
+                    raise ProtocolError(exc.message, device=self._device,
+                                        kind=exc.kind) from None
                 return None
-            self._decoder.feed(self._io.read_available(step="read"))
+            chunk = self._io.read_available(step="read")
+            if chunk:
+                self._decoder.feed(chunk)
+                last_rx = time.monotonic()
 
     def _write(self, data: bytes, what: str) -> None:
         self._io.write(data, step=what, flush=True)

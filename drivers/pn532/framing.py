@@ -8,7 +8,16 @@ Wire layouts::
     NACK         00 00 FF FF 00 00
     error        00 00 FF 01 FF 7F 81 00
 
-LEN counts TFI plus PD bytes. (LEN + LCS) and (TFI + PD.. + DCS) are 0 modulo 256.
+LEN counts TFI plus PD bytes. (LEN + LCS) and (TFI + PD.. + DCS) are 0 modulo 256; in an extended
+frame (LENM + LENL + LCS) is.
+
+Strictness follows UM0701-02 §6.2.1: the preamble and the postamble "can be composed with an
+undetermined number of bytes" (§6.2.1.6), so any run of bytes before a start code is skipped
+and zeros between frames are ignored; but every frame, ACK and NACK included, ends in a postamble
+0x00 right after its last byte, as §6.2.1.1–5 draw it. A frame whose postamble is another byte is
+rejected; one whose postamble (or any later byte) never comes is a cut-off frame, reported by
+``FrameDecoder.give_up`` once the reader stops waiting. The same rules hold for normal and
+extended frames.
 
 Error messages never carry payload bytes: a PN532 relays card answers, and those may hold card data.
 """
@@ -140,18 +149,21 @@ class FrameDecoder:
         if len(buf) < _NORMAL_HEADER:
             return None
         length, lcs = buf[2], buf[3]
-        if length == 0x00 and lcs == 0xFF:
-            del buf[:_NORMAL_HEADER]
-            return AckFrame()
-        if length == 0xFF and lcs == 0x00:
-            del buf[:_NORMAL_HEADER]
-            return NackFrame()
+        if (length, lcs) in ((0x00, 0xFF), (0xFF, 0x00)):
+            if len(buf) < _NORMAL_HEADER + 1:
+                return None
+            postamble = buf[_NORMAL_HEADER]
+            del buf[: _NORMAL_HEADER + 1]
+            name = "ACK" if length == 0x00 else "NACK"
+            if postamble != 0x00:
+                raise ProtocolError(f"{name} frame without its postamble 0x00", kind="framing")
+            return AckFrame() if length == 0x00 else NackFrame()
         if length == 0xFF and lcs == 0xFF:
             if len(buf) < _EXTENDED_HEADER:
                 return None
             lenm, lenl, elcs = buf[4], buf[5], buf[6]
             if (lenm + lenl + elcs) & 0xFF:
-                del buf[:2]
+                del buf[:2]  # the length bytes may be noise: look for a start code after them
                 raise ProtocolError("extended frame length checksum (LCS) mismatch",
                                     kind="checksum")
             length = lenm * 256 + lenl
@@ -169,13 +181,16 @@ class FrameDecoder:
                 raise ProtocolError("frame with LEN 0 that is not an ACK", kind="framing")
             header = _NORMAL_HEADER
         end = header + length + 1
-        if len(buf) < end:
+        if len(buf) < end + 1:  # the postamble too
             return None
         body = bytes(buf[header : header + length])
-        dcs = buf[header + length]
-        del buf[:end]
+        dcs, postamble = buf[header + length], buf[end]
+        del buf[: end + 1]
+        kind = "extended frame" if header == _EXTENDED_HEADER else "frame"
         if (sum(body) + dcs) & 0xFF:
-            raise ProtocolError("frame data checksum (DCS) mismatch", kind="checksum")
+            raise ProtocolError(f"{kind} data checksum (DCS) mismatch", kind="checksum")
+        if postamble != 0x00:
+            raise ProtocolError(f"{kind} without its postamble 0x00", kind="framing")
         tfi = body[0]
         if tfi == ERROR_TFI and length == 1:
             return ErrorFrame()
@@ -184,13 +199,36 @@ class FrameDecoder:
         return InformationFrame(tfi, body[1:], extended=header == _EXTENDED_HEADER)
 
 
+    @property
+    def in_frame(self) -> bool:
+        """True while the held-back bytes are a frame that has begun (start code and LEN)."""
+        start = self._buf.find(START_CODE)
+        return start >= 0 and len(self._buf) - start > len(START_CODE)
+
+    def give_up(self) -> None:
+        """The reader stops waiting: raise ``ProtocolError(kind="framing")`` if the held-back
+        bytes are a frame that began (start code and LEN) but was cut off, its postamble
+        included; then forget them. Noise and lone zeros are dropped silently."""
+        buf = self._buf
+        cut = self.in_frame
+        held = len(buf) - buf.find(START_CODE) if cut else 0
+        buf.clear()
+        if cut:
+            raise ProtocolError(f"frame cut off after {held} bytes (no postamble)",
+                                kind="framing")
+
+
 def decode_frame(data: bytes) -> Frame:
     """Decode bytes that hold exactly one frame (preamble and postamble zeros allowed)."""
     decoder = FrameDecoder()
     decoder.feed(data)
     frame = decoder.next_frame()
     if frame is None:
-        raise ProtocolError("incomplete frame", kind="framing")
+        try:
+            decoder.give_up()
+        except ProtocolError as exc:
+            raise ProtocolError(f"incomplete frame: {exc.message}", kind="framing") from None
+        raise ProtocolError("incomplete frame: no start code", kind="framing")
     rest = decoder.remainder()
     if any(rest):
         raise ProtocolError(f"{len(rest)} bytes after the frame", kind="framing")

@@ -22,6 +22,12 @@ Fault modes: ``silent``/``slow_delay_s`` (base class), ``nak`` (NAK every comman
 ``swipe(..., bad_lrc=...)``: a track read with a bad LRC; in UIC format the wrong LRC character is
 sent, in the other formats the reader sends ``SS E ES`` for that track (the MagTek error marker;
 what a MiniMag sends is not documented in the sources we have).
+
+A swipe during a command (issue 15 item 12): ``swipe_during_command(t1, t2, t3, on_command=n,
+mode=...)`` makes the n-th command (0-based) meet a card being swiped: ``busy`` the reader is
+sending the swipe and never answers that command (the manual: no response while busy);
+``before_reply`` the swipe comes first, then the answer; ``after_ack`` the swipe comes between
+the ACK and the data frame of a read.
 """
 
 from __future__ import annotations
@@ -98,6 +104,8 @@ class IdTechMsrSimulator(PtyDevice):
         self.ignored_commands = 0  # commands that came while the reader was busy
         self._buf = bytearray()
         self._busy_until = 0.0
+        self._interrupt: tuple[int, str, tuple[str | None, ...]] | None = None
+        self._hold_ack = b""  # "after_ack": the swipe goes out between ACK and data frame
 
     # -- swipes -------------------------------------------------------------------------------
     def swipe(self, track1: str | None, track2: str | None, track3: str | None = None, *,
@@ -106,8 +114,15 @@ class IdTechMsrSimulator(PtyDevice):
 
         ``bad_lrc``: True for every track, or the track numbers read with an LRC error.
         """
+        data = self.swipe_bytes(track1, track2, track3, bad_lrc=bad_lrc)
+        if data:
+            self.send(data)
+
+    def swipe_bytes(self, track1: str | None, track2: str | None, track3: str | None = None, *,
+                    bad_lrc: bool | Collection[int] = False) -> bytes:
+        """What the reader sends for a swipe in its output format (nothing when it cannot)."""
         if self.silent or self.settings[0x1A] != b"1":
-            return
+            return b""
         damaged = {1, 2, 3} if bad_lrc is True else set(bad_lrc or ())
         tracks = [(n, t) for n, t in ((1, track1), (2, track2), (3, track3)) if t]
         fmt = self.settings[0x15]
@@ -127,7 +142,14 @@ class IdTechMsrSimulator(PtyDevice):
                 out.append(CR)
         if fmt == b"2":
             out.append(CR)
-        self.send(bytes(out))
+        return bytes(out)
+
+    def swipe_during_command(self, track1: str | None, track2: str | None,
+                             track3: str | None = None, *, on_command: int = 0,
+                             mode: str = "busy") -> None:
+        if mode not in ("busy", "before_reply", "after_ack"):
+            raise ValueError("mode must be busy, before_reply or after_ack")
+        self._interrupt = (on_command, mode, (track1, track2, track3))
 
     # -- commands -----------------------------------------------------------------------------
     def on_bytes(self, data: bytes) -> None:
@@ -168,6 +190,19 @@ class IdTechMsrSimulator(PtyDevice):
         if self.enforce_command_gap and time.monotonic() < self._busy_until:
             self.ignored_commands += 1
             return
+        mode = None
+        if self._interrupt is not None and self._interrupt[0] == len(self.commands) - 1:
+            _, mode, tracks = self._interrupt
+            self._interrupt = None
+            swipe = self.swipe_bytes(*tracks)
+            if mode in ("busy", "before_reply"):
+                self.send(swipe)
+            if mode == "busy":
+                self.ignored_commands += 1
+                self._busy_until = time.monotonic() + 0.08
+                return
+            if mode == "after_ack":
+                self._hold_ack = swipe
         data_bytes = 0
         if self.nak or command[-2] != ETX or _xor(command[:-1]) != command[-1]:
             self.send(bytes([NAK]))
@@ -186,6 +221,11 @@ class IdTechMsrSimulator(PtyDevice):
             body = self.firmware.encode("latin-1")
         else:
             self.send(bytes([NAK]))
+            return
+        if self._hold_ack:
+            self.send(bytes([ACK]) + self._hold_ack)
+            self._hold_ack = b""
+            self.send(_framed(body, bad_lrc=self.bad_lrc))
             return
         self.send(bytes([ACK]) + _framed(body, bad_lrc=self.bad_lrc))
 

@@ -21,7 +21,9 @@ error frame; ``error_frame_codes`` limits that to some command codes), ``rom_fai
 is not documented), ``unplug_after_ack`` (command code after whose ACK the master side closes),
 ``card_present`` plus ``place_card()``/``remove_card()``, ``ignore_retry_limit``
 (InListPassiveTarget waits for a card whatever RFConfiguration said, as a chip that lost its
-configuration would).
+configuration would), ``frame_fault`` ("no_postamble", "bad_postamble", "truncated": every response
+frame loses its postamble, carries 0x42 there, or stops after half its bytes; the NACK re-send
+is whole unless ``frame_fault_on_resend``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,22 @@ DEFAULT_CARD = bytes.fromhex("01004400070416C6C2D73881")
 
 def _sum_byte(data: bytes) -> int:
     return (-sum(data)) & 0xFF
+
+
+FRAME_FAULTS = ("no_postamble", "bad_postamble", "truncated")
+
+
+def damage(frame: bytes, fault: str | None) -> bytes:
+    """``frame`` as one of ``FRAME_FAULTS`` leaves it on the wire."""
+    if fault is None:
+        return frame
+    if fault == "no_postamble":
+        return frame[:-1]
+    if fault == "bad_postamble":
+        return frame[:-1] + b"\x42"
+    if fault == "truncated":
+        return frame[: len(frame) // 2]
+    raise ValueError(f"unknown frame fault {fault!r}")
 
 
 def response_bytes(payload: bytes, *, corrupt_dcs: bool = False) -> bytes:
@@ -61,8 +79,13 @@ class Pn532Simulator(PtyDevice):
                  error_frame_codes: frozenset[int] = frozenset(), rom_fail: bool = False,
                  ram_fail: bool = False, antenna_fault: bool = False,
                  unplug_after_ack: int | None = None, card_present: bool = False,
-                 card_target: bytes = DEFAULT_CARD, ignore_retry_limit: bool = False) -> None:
+                 card_target: bytes = DEFAULT_CARD, ignore_retry_limit: bool = False,
+                 frame_fault: str | None = None, frame_fault_on_resend: bool = False) -> None:
         super().__init__(silent=silent, slow_delay_s=slow_delay_s)
+        if frame_fault is not None and frame_fault not in FRAME_FAULTS:
+            raise ValueError(f"frame_fault must be one of {FRAME_FAULTS}")
+        self.frame_fault = frame_fault
+        self.frame_fault_on_resend = frame_fault_on_resend
         self.firmware = firmware
         self.no_ack = no_ack
         self.bad_checksum = bad_checksum
@@ -159,7 +182,8 @@ class Pn532Simulator(PtyDevice):
             self.send(ERROR)
         elif self._last_response is not None:
             corrupt = self.bad_checksum and self.bad_checksum_on_resend
-            self.send(response_bytes(self._last_response, corrupt_dcs=corrupt))
+            fault = self.frame_fault if self.frame_fault_on_resend else None
+            self.send(damage(response_bytes(self._last_response, corrupt_dcs=corrupt), fault))
 
     # -- commands ---------------------------------------------------------------------------
     def _on_command(self, payload: bytes) -> None:
@@ -222,7 +246,8 @@ class Pn532Simulator(PtyDevice):
     def _respond(self, payload: bytes) -> None:
         self._last_response = payload
         self._last_was_error = False
-        self.send(response_bytes(payload, corrupt_dcs=self.bad_checksum))
+        self.send(damage(response_bytes(payload, corrupt_dcs=self.bad_checksum),
+                         self.frame_fault))
 
     def _send_error(self) -> None:
         self._last_was_error = True

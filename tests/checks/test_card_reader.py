@@ -242,6 +242,35 @@ def test_swipe_during_the_probe_leaves_no_card_data() -> None:
             assert secret not in text, (fmt, secret)
 
 
+@pytest.mark.parametrize("fmt", ["idtech", "uic", "magtek"])
+@pytest.mark.parametrize(("mode", "on_command"), [
+    ("busy", 0), ("busy", 1), ("before_reply", 0), ("after_ack", 0), ("after_ack", 1)])
+def test_swipe_in_the_middle_of_a_command_is_a_swipe_not_a_fault(
+        fmt: str, mode: str, on_command: int) -> None:
+    """Issue 15 item 12: the reader meets a card while a probe command is on the line."""
+    track1 = "%B4111111111111111^PROBE/SWIPE^29121011234567890000000?"
+    track2 = ";4111111111111111=2912101987654321?"
+    sim = IdTechMsrSimulator(output_format=fmt)
+    sim.swipe_during_command(track1, track2, on_command=on_command, mode=mode)
+    with sim:
+        r = check(sim)
+    assert (r.status, r.reason) == (Status.OK, "ok"), (fmt, mode, r.summary)
+    assert r.metrics["swipes_during_probe"] == 1
+    assert "a card swiped during the check was ignored" in r.summary
+    assert r.metrics["firmware_version"] == "2.3.1"
+    text = json.dumps(r.to_dict())
+    for secret in ("4111111111111111", "411111", "PROBE/SWIPE", "1234567890", "987654321",
+                   track1, track2):
+        assert secret not in text, (fmt, mode, secret)
+
+
+def test_no_swipe_no_note() -> None:
+    with reader() as sim:
+        r = check(sim)
+    assert r.metrics["swipes_during_probe"] == 0
+    assert "swiped" not in r.summary
+
+
 # -- where the reader is -----------------------------------------------------------------------
 
 def test_configured_port_that_does_not_exist_is_no_device(tmp_path: Path) -> None:

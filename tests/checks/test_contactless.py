@@ -283,3 +283,17 @@ def test_defaults() -> None:
     cfg = SPEC.config_type()
     assert (cfg.driver, cfg.baudrate, cfg.card_scan, cfg.required) == ("auto", 115200, False,
                                                                        False)
+
+
+# -- frames damaged on the line (issue 10: UM0701-02 §6.2.1 strictness) ------------------------
+
+@pytest.mark.parametrize("fault", ["no_postamble", "bad_postamble", "truncated"])
+def test_damaged_frames_once_are_recovered_and_for_good_are_protocol_errors(fault: str) -> None:
+    with chip(frame_fault=fault) as sim:
+        r = check(sim)
+    assert (r.status, r.reason) == (Status.OK, "ok")
+    with chip(frame_fault=fault, frame_fault_on_resend=True) as sim:
+        r = check(sim)
+    assert (r.status, r.reason) == (Status.FAIL, "protocol_error")
+    assert r.metrics["protocol_error_kind"] == "framing"
+    assert "postamble" in r.summary

@@ -171,26 +171,37 @@ def test_reader_error_marker() -> None:
     assert result.masked_pan is None and not result.readable
 
 
-@pytest.mark.parametrize(("raw", "track", "problem"), [
-    (b";4111111111111111=2712101\r", 2, TrackProblem.END_SENTINEL),
-    (b"%B4111111111111111^cardholder/test^2712101?\r", 1, TrackProblem.CHARSET),
-    (b";4111111111111111=27121011111111111111111111?\r", 2, TrackProblem.TOO_LONG),
-    (b";41111111111111112712101?\r", 2, TrackProblem.LAYOUT),  # no field separator
-    (b";41111111111111111111=2712101?\r", 2, TrackProblem.LAYOUT),  # PAN of 20 digits
-    (b";4111111111111111=27AB?\r", 2, TrackProblem.CHARSET),
-    (b";4111111111111111=27?\r", 2, TrackProblem.LAYOUT),  # expiry cut short
-    (b"%B4111111111111111^X^2712101?\r", 1, TrackProblem.LAYOUT),  # name too short
-    (b"%B4111111111111111^CARDHOLDER/TEST\r", 1, TrackProblem.END_SENTINEL),
-    (b"%B41111111111A1111^CARDHOLDER/TEST^2712101?\r", 1, TrackProblem.LAYOUT),
-    (b"%1234?\r", 1, TrackProblem.LAYOUT),  # format code must be a letter
-    (b";4111111111111111=2712101?12\r", 2, TrackProblem.TRAILING),
-    (b";41111;11111=2712101?\r", 2, TrackProblem.CHARSET),  # start sentinel inside the data
+# (raw, track, problem, field that could not be read, Luhn of the PAN read before it)
+@pytest.mark.parametrize(("raw", "track", "problem", "bad_field", "luhn"), [
+    (b";4111111111111111=2712101\r", 2, TrackProblem.END_SENTINEL, None, None),
+    (b"%B4111111111111111^cardholder/test^2712101?\r", 1, TrackProblem.CHARSET, None, None),
+    (b";4111111111111111=27121011111111111111111111?\r", 2, TrackProblem.TOO_LONG, None, None),
+    (b";41111111111111112712101?\r", 2, TrackProblem.LAYOUT, "field_separator", None),
+    (b";41111111111111111111=2712101?\r", 2, TrackProblem.LAYOUT, "pan", None),  # 20 digits
+    (b";4111111111111111=27AB?\r", 2, TrackProblem.CHARSET, None, None),
+    (b";4111111111111111=27?\r", 2, TrackProblem.LAYOUT, "expiry", True),  # cut short
+    (b";4111111111111111=2712?\r", 2, TrackProblem.LAYOUT, "service_code", True),
+    (b"%B4111111111111111^X^2712101?\r", 1, TrackProblem.LAYOUT, "name", True),  # too short
+    (b"%B4111111111111111^CARDHOLDER/TEST\r", 1, TrackProblem.END_SENTINEL, None, None),
+    (b"%B4111111111111111^CARDHOLDER/TEST?\r", 1, TrackProblem.LAYOUT, "field_separator",
+     True),
+    (b"%B41111111111A1111^CARDHOLDER/TEST^2712101?\r", 1, TrackProblem.LAYOUT, "pan", None),
+    (b"%1234?\r", 1, TrackProblem.LAYOUT, "format_code", None),  # must be a letter
+    (b";4111111111111111=2712101?12\r", 2, TrackProblem.TRAILING, None, None),
+    (b";41111;11111=2712101?\r", 2, TrackProblem.CHARSET, None, None),  # SS inside the data
 ])
-def test_structure_problems(raw: bytes, track: int, problem: TrackProblem) -> None:
-    verdict = analyse(raw).tracks[track - 1]
+def test_structure_problems(raw: bytes, track: int, problem: TrackProblem,
+                            bad_field: str | None, luhn: bool | None) -> None:
+    result = analyse(raw)
+    verdict = result.tracks[track - 1]
     assert verdict.present and not verdict.structure_ok
     assert verdict.problem == problem
-    assert verdict.luhn_ok is None
+    assert verdict.bad_field == bad_field
+    assert verdict.luhn_ok is luhn
+    assert result.unreadable_fields == ((f"track{track}.{bad_field}",) if bad_field else ())
+    # What was read before the bad field is kept: the masked PAN (never the PAN itself).
+    assert (result.masked_pan == "411111******1111") is (luhn is True)
+    assert not result.readable
 
 
 def test_non_financial_track1_format_is_structurally_fine() -> None:

@@ -307,3 +307,24 @@ def test_errors_are_driver_errors() -> None:
                 Pn532Simulator(error_frame=True), Pn532Simulator(unplug_after_ack=0x14)):
         with pn532(sim, ack_timeout_s=SHORT_ACK_S) as dev, pytest.raises(DriverError):
             dev.probe()
+
+
+# -- frames the chip damaged: UM0701-02 §6.2.1 strictness at the device (issue 10) -------------
+
+@pytest.mark.parametrize("fault", ["no_postamble", "bad_postamble", "truncated"])
+def test_one_off_damaged_frame_is_asked_for_again(fault: str) -> None:
+    sim = Pn532Simulator(frame_fault=fault)
+    with pn532(sim) as dev:
+        probe = dev.probe()
+    assert probe.passed
+    assert sim.nacks_received == len(sim.commands) == 6  # one NACK per response
+
+
+@pytest.mark.parametrize("fault", ["no_postamble", "bad_postamble", "truncated"])
+def test_persistently_damaged_frame_is_a_framing_error(fault: str) -> None:
+    sim = Pn532Simulator(frame_fault=fault, frame_fault_on_resend=True)
+    with pn532(sim) as dev, pytest.raises(ProtocolError) as err:
+        dev.firmware_version()
+    assert err.value.kind == "framing"
+    assert "postamble" in err.value.message
+    assert sim.nacks_received == 1

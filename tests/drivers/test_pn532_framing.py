@@ -355,3 +355,98 @@ def test_in_list_passive_target_parse_never_raises_untyped(
                                   initiator_data=b"\x00" if baud == BaudType.TYPE_B_106 else b"")
     with contextlib.suppress(ProtocolError):
         command.parse(b"\x4b" + body)
+
+
+# -- UM0701-02 §6.2.1 strictness, normal and extended frames alike (issue 10) ------------------
+
+EXTENDED = h("00 00 FF FF FF 00 02 FE D4 02 2A 00")  # libnfc's worked example
+NORMAL = h("00 00 FF 06 FA D5 03 32 01 06 07 E8 00")
+BIG_EXTENDED = response_frame(bytes(range(256)) + b"\x01\x02")  # 259 bytes: LENM 01
+
+
+def _rejected(data: bytes) -> ProtocolError:
+    with pytest.raises(ProtocolError) as err:
+        decode_frame(data)
+    return err.value
+
+
+@pytest.mark.parametrize("wire", [NORMAL, EXTENDED, BIG_EXTENDED, ACK_BYTES, NACK_BYTES,
+                                  ERROR_BYTES], ids=["normal", "extended", "extended-259",
+                                                     "ack", "nack", "error"])
+def test_missing_postamble_is_rejected(wire: bytes) -> None:
+    assert "postamble" in _rejected(wire[:-1]).message
+    # Streaming: nothing is returned while it may still come; giving up names it.
+    decoder = FrameDecoder()
+    decoder.feed(wire[:-1])
+    assert decoder.next_frame() is None
+    with pytest.raises(ProtocolError, match="cut off") as err:
+        decoder.give_up()
+    assert err.value.kind == "framing" and decoder.pending == 0
+
+
+@pytest.mark.parametrize("wire", [NORMAL, EXTENDED, BIG_EXTENDED, ACK_BYTES, NACK_BYTES],
+                         ids=["normal", "extended", "extended-259", "ack", "nack"])
+def test_wrong_postamble_is_rejected_and_the_next_frame_decodes(wire: bytes) -> None:
+    decoder = FrameDecoder()
+    decoder.feed(wire[:-1] + b"\x42" + ACK_BYTES)
+    with pytest.raises(ProtocolError, match="postamble") as err:
+        decoder.next_frame()
+    assert err.value.kind == "framing"
+    assert decoder.next_frame() == AckFrame()
+
+
+def test_extended_frame_wrong_dcs_and_lcs() -> None:
+    bad_dcs = bytearray(BIG_EXTENDED)
+    bad_dcs[-2] ^= 0x80
+    assert _rejected(bytes(bad_dcs)).kind == "checksum"
+    for i in (5, 6, 7):  # LENM, LENL, LCS
+        bad = bytearray(BIG_EXTENDED)
+        bad[i] ^= 0x01
+        assert _rejected(bytes(bad)).kind == "checksum", i
+
+
+@pytest.mark.parametrize("wire", [NORMAL, EXTENDED, BIG_EXTENDED],
+                         ids=["normal", "extended", "extended-259"])
+def test_every_truncation_is_rejected(wire: bytes) -> None:
+    for cut in range(len(wire)):
+        _rejected(wire[:cut])
+
+
+@pytest.mark.parametrize("wire", [NORMAL, EXTENDED, BIG_EXTENDED],
+                         ids=["normal", "extended", "extended-259"])
+def test_every_dropped_byte_after_the_preamble_is_rejected(wire: bytes) -> None:
+    # Byte 0 is the preamble, whose length the UM leaves open: 00 FF alone still starts a frame
+    # (dropping byte 1 gives the same bytes). Any other byte missing breaks the frame.
+    assert decode_frame(wire[1:]) == decode_frame(wire)
+    for i in range(2, len(wire)):
+        _rejected(wire[:i] + wire[i + 1 :])
+
+
+def test_longer_preamble_and_postamble_are_accepted() -> None:
+    frame = decode_frame(EXTENDED)
+    assert decode_frame(bytes(7) + EXTENDED + bytes(9)) == frame
+    assert decode_frames(NORMAL + bytes(3) + EXTENDED) == [decode_frame(NORMAL), frame]
+
+
+@given(information_frames, st.data())
+def test_any_single_byte_change_after_the_preamble_is_caught(frame: InformationFrame,
+                                                             data: st.DataObject) -> None:
+    wire = encode(frame)
+    i = data.draw(st.integers(1, len(wire) - 1))
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != wire[i]))
+    mutated = wire[:i] + bytes([new]) + wire[i + 1 :]
+    try:
+        got = decode_frame(mutated)
+    except ProtocolError:
+        return
+    assert got != frame
+
+
+@given(st.binary(max_size=400))
+def test_give_up_on_arbitrary_bytes_is_typed_and_empties(data: bytes) -> None:
+    decoder = FrameDecoder()
+    decoder.feed(data)
+    _drain(decoder)
+    with contextlib.suppress(ProtocolError):
+        decoder.give_up()
+    assert decoder.pending == 0
