@@ -68,6 +68,7 @@ class _Seen:
     protocol: str | None = None
     selection: Selection | None = None
     holder: str | None = None
+    in_use: bool = False
     pn532: str | None = None
 
 
@@ -179,6 +180,7 @@ def _reader(ctx: CheckContext, cfg: ChipReaderConfig, v: Verdict, pc: PcscContex
     if not st.present:
         return seen
     if st.exclusive or st.in_use:
+        seen.in_use = True
         seen.holder = _holder()
         how = "exclusively" if st.exclusive else "(shared)"
         if st.exclusive:
@@ -228,6 +230,7 @@ def _connect(ctx: CheckContext, cfg: ChipReaderConfig, v: Verdict, pc: PcscConte
                 return
             seen.selection = sel = select_applications(card)
     except DeviceBusy:
+        seen.in_use = True
         seen.holder = _holder()
         v.warn("reader_in_use", f"reader {st.name} is in use by {seen.holder}; not interrupted",
                "chip_reader.wait_for_app")
@@ -300,6 +303,7 @@ def _holder() -> str:
 def _metrics(v: Verdict, s: _Seen) -> None:
     v.metric("reader", s.name)
     v.metric("card_present", s.card_present)
+    v.metric("card_in_use", s.in_use)
     if s.holder:
         v.metric("reader_holder", s.holder)
     if s.atr is not None:
@@ -326,6 +330,8 @@ def _ok_summary(seen: list[_Seen]) -> str:
     for s in seen:
         if not s.card_present:
             parts.append(f"{s.name}: ready, no card")
+        elif s.in_use:
+            parts.append(f"{s.name}: card in use by {s.holder}, not probed")
         elif s.pn532:
             parts.append(f"{s.name}: PN532 firmware {s.pn532}, self-tests passed")
         elif s.selection and s.selection.brand:

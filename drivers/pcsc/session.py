@@ -62,6 +62,15 @@ class ReaderState:
         return not self.present
 
 
+class _Abandoned(DeviceTimeout):
+    """A call overran; ``worker`` is the thread still inside libpcsclite."""
+
+    def __init__(self, message: str, *, device: str | None, timeout_s: float,
+                 worker: threading.Thread) -> None:
+        super().__init__(message, device=device, timeout_s=timeout_s)
+        self.worker = worker
+
+
 def _bounded(call: Callable[[], T], timeout_s: float, what: str, device: str | None) -> T:
     """Run ``call`` in a worker thread; give up after ``timeout_s``."""
     box: dict[str, Any] = {}
@@ -76,8 +85,8 @@ def _bounded(call: Callable[[], T], timeout_s: float, what: str, device: str | N
     t.start()
     t.join(timeout_s)
     if t.is_alive():
-        raise DeviceTimeout(f"{what}: no answer within {timeout_s:g} s", device=device,
-                            timeout_s=timeout_s)
+        raise _Abandoned(f"{what}: no answer within {timeout_s:g} s", device=device,
+                         timeout_s=timeout_s, worker=t)
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
@@ -138,9 +147,19 @@ class PcscContext:
             raise DeviceTimeout(f"{what}: the PC/SC session was abandoned", device=device)
         try:
             return _bounded(fn, timeout_s or self.timeout_s, what, device)
-        except DeviceTimeout:
-            self._dead = True  # a call is stuck inside libpcsclite: do not queue behind it
+        except _Abandoned as e:
+            # A call is stuck inside libpcsclite: do not queue behind it. Once it returns (the
+            # card answers or is removed), release the context, which disconnects its cards:
+            # a connection left behind would make the reader look "in use" to everyone.
+            self._dead = True
+            threading.Thread(target=self._reap, args=(e.worker,), daemon=True,
+                             name="pcsc release").start()
             raise
+
+    def _reap(self, worker: threading.Thread) -> None:
+        worker.join()
+        with contextlib.suppress(Exception):
+            _lib().SCardReleaseContext(self._ctx)
 
     def readers(self) -> tuple[str, ...]:
         s = _lib()
