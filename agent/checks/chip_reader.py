@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 WHAT = "chip reader"
 HINT_CONNECTION = "chip_reader.check_connection"
+# The ACR122U family: a PN532 behind CCID (ACS ACR122U API).
+PN532_READERS = ("*ACR122*", "*ACR1252*")
 _SERVICE = {
     "not_installed": ("pcscd_not_installed", "chip_reader.install_pcscd",
                       "the PC/SC service pcscd is not installed"),
@@ -52,8 +54,8 @@ class ChipReaderConfig(CheckConfig):
     socket: str = rule(absolute_path, "/run/pcscd/pcscd.comm")
     # SELECT of the PSE/PPSE and applications when a card is in and no other program uses it.
     select_applications: bool = True
-    # Readers with a PN532 behind CCID (pseudo-APDU FF 00 00 00): firmware and self-tests.
-    pn532_readers: tuple[str, ...] = ("*ACR122*", "*ACR1252*")
+    # More readers with a PN532 behind CCID (pseudo-APDU FF 00 00 00) besides PN532_READERS.
+    pn532_readers: tuple[str, ...] = ()
     apdu_timeout_s: float = rule(between(0.1, 5.0), 1.0)
     max_readers: int = rule(between(1, 16), 4)
 
@@ -286,7 +288,7 @@ def _pn532(v: Verdict, card: object, reader: str, seen: _Seen) -> None:
 
 
 def _is_pn532(cfg: ChipReaderConfig, name: str) -> bool:
-    return any(fnmatch.fnmatch(name, p) for p in cfg.pn532_readers)
+    return any(fnmatch.fnmatch(name, p) for p in (*PN532_READERS, *cfg.pn532_readers))
 
 
 def _holder() -> str:
