@@ -55,7 +55,7 @@ class ChipReaderConfig(CheckConfig):
     # SELECT of the PSE/PPSE and applications when a card is in and no other program uses it.
     select_applications: bool = True
     # More readers with a PN532 behind CCID (pseudo-APDU FF 00 00 00) besides PN532_READERS.
-    pn532_readers: tuple[str, ...] = ()
+    nfc_readers: tuple[str, ...] = ()
     apdu_timeout_s: float = rule(between(0.1, 5.0), 1.0)
     max_readers: int = rule(between(1, 16), 4)
 
@@ -288,7 +288,7 @@ def _pn532(v: Verdict, card: object, reader: str, seen: _Seen) -> None:
 
 
 def _is_pn532(cfg: ChipReaderConfig, name: str) -> bool:
-    return any(fnmatch.fnmatch(name, p) for p in (*PN532_READERS, *cfg.pn532_readers))
+    return any(fnmatch.fnmatch(name, p) for p in (*PN532_READERS, *cfg.nfc_readers))
 
 
 def _holder() -> str:

@@ -101,7 +101,7 @@ def test_configured_reader_missing_is_no_device(pcscd) -> None:
 
 def test_pn532_behind_ccid_runs_the_pn532_self_tests(vpcd) -> None:
     card = vpcd("acr122u-pn532")
-    r = check(pn532_readers=[READER])
+    r = check(nfc_readers=[READER])
     assert r.status is Status.OK, r
     assert r.metrics["pn532_firmware_ic"] == "0x32"
     assert r.metrics["pn532_firmware_version"] == "1.6"
@@ -111,7 +111,7 @@ def test_pn532_behind_ccid_runs_the_pn532_self_tests(vpcd) -> None:
 
 def test_pn532_behind_ccid_antenna_fault(vpcd) -> None:
     vpcd("acr122u-pn532-antenna-fault")
-    r = check(pn532_readers=[READER])
+    r = check(nfc_readers=[READER])
     assert (r.status, r.reason) == (Status.FAIL, "antenna_fault"), r
     assert "contactless.check_antenna" in r.hints
 
