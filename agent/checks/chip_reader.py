@@ -10,9 +10,9 @@ connected to is not touched (its transaction must not be disturbed).
 
 A card that answers the reset but not SELECT, or that answers 6A81 / 6283, is a card problem
 (卡片芯片失效), not a reader problem (读卡器故障): the reason codes say which.
-A reader of the ACR122U family (name patterns in ``pn532_readers``) carries a PN532: its
-firmware and self-tests run through the reader's pseudo-APDUs, the same tests as the serial
-contactless check.
+A reader of the ACR122U family (name patterns PN532_READERS and ``nfc_readers``) carries a
+PN532: its firmware and self-tests run through the reader's pseudo-APDUs, the same tests as
+the serial contactless check.
 """
 
 from __future__ import annotations
