@@ -50,6 +50,7 @@ bench: debs env
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-node-exporter >/dev/null
 	-$(PY) bench/selftest.py
 	-$(PY) bench/devices.py
+	-$(PY) bench/pcsc.py
 	-$(PY) bench/outbox.py
 	-$(PY) bench/diagnosis_accuracy.py
 	-$(PY) bench/bandwidth.py
