@@ -44,15 +44,19 @@ def _answers(timeout_s: float) -> bool:
     return False
 
 
-@pytest.fixture(scope="session")
-def pcscd() -> Iterator[str]:
-    """pcscd's socket path, with vpcd's reader listed."""
+class PcscdUnavailable(RuntimeError):
+    """pcscd or vpcd is not installed, or did not come up."""
+
+
+@contextlib.contextmanager
+def running_pcscd() -> Iterator[str]:
+    """Reuse the pcscd that answers (with vpcd listening), or run ``pcscd -f`` meanwhile."""
     started: subprocess.Popen[bytes] | None = None
     if not _answers(0.3):
         binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
         if not os.path.exists(binary) or not os.path.exists("/etc/reader.conf.d/vpcd"):
-            pytest.fail("pcscd and vsmartcard-vpcd are not installed: run `make debs` "
-                        "(TEST_DEBS lists them)")
+            raise PcscdUnavailable("pcscd and vsmartcard-vpcd are not installed: run `make debs`"
+                                   " (TEST_DEBS lists them)")
         # A socket left by a pcscd that died would make the new one refuse to start.
         if os.path.exists(SOCKET) and not _answers(0.1):
             os.unlink(SOCKET)
@@ -60,15 +64,29 @@ def pcscd() -> Iterator[str]:
                                    stderr=subprocess.DEVNULL)
         if not _answers(10):
             started.kill()
-            pytest.fail("pcscd -f did not come up with its socket and vpcd's port 35963")
-    yield SOCKET
-    if started is not None:
-        started.terminate()
-        try:
-            started.wait(5)
-        except subprocess.TimeoutExpired:
-            started.kill()
             started.wait()
+            raise PcscdUnavailable("pcscd -f did not come up with its socket and vpcd's port "
+                                   "35963")
+    try:
+        yield SOCKET
+    finally:
+        if started is not None:
+            started.terminate()
+            try:
+                started.wait(5)
+            except subprocess.TimeoutExpired:
+                started.kill()
+                started.wait()
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[str]:
+    """pcscd's socket path, with vpcd's reader listed; fails loudly without them."""
+    try:
+        with running_pcscd() as path:
+            yield path
+    except PcscdUnavailable as e:
+        pytest.fail(str(e))
 
 
 def reader_state(present: bool, timeout_s: float = 10.0) -> None:
@@ -81,8 +99,15 @@ def reader_state(present: bool, timeout_s: float = 10.0) -> None:
         if st is not None and st.present == present:
             return
         time.sleep(0.05)
-    pytest.fail(f"pcscd did not see the card {'inserted' if present else 'removed'} "
-                f"in {timeout_s:g} s")
+    raise PcscdUnavailable(f"pcscd did not see the card {'inserted' if present else 'removed'} "
+                           f"in {timeout_s:g} s")
+
+
+def _seen(present: bool) -> None:
+    try:
+        reader_state(present)
+    except PcscdUnavailable as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture
@@ -91,13 +116,13 @@ def vpcd(pcscd: str) -> Iterator[Callable[[str], VpcdCard]]:
     cards: list[VpcdCard] = []
     with open(LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        reader_state(present=False)
+        _seen(present=False)
 
         def insert(name: str) -> VpcdCard:
             card = VpcdCard(Personality.load(name))
             card.insert()
             cards.append(card)
-            reader_state(present=True)
+            _seen(present=True)
             return card
 
         try:
@@ -106,4 +131,4 @@ def vpcd(pcscd: str) -> Iterator[Callable[[str], VpcdCard]]:
             for card in cards:
                 card.remove()
             if cards:
-                reader_state(present=False)
+                _seen(present=False)
