@@ -88,11 +88,20 @@ def probe_socket(path: str, timeout_s: float) -> tuple[str, str | None]:
 
 
 def processes_named(name: str, procfs: str | Path = "/proc") -> tuple[Process, ...]:
+    """Live processes called ``name``; a zombie (exited, not yet reaped) does not count."""
     found = []
     for pid, comm in _processes(procfs):
-        if comm == name:
+        if comm == name and not _zombie(procfs, pid):
             found.append(Process(pid, comm))
     return tuple(found)
+
+
+def _zombie(procfs: str | Path, pid: int) -> bool:
+    try:
+        stat = (Path(procfs) / str(pid) / "stat").read_text("utf-8", "replace")
+    except OSError:
+        return False  # no stat (a fixture tree with only comm): take it as running
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def pcsc_clients(procfs: str | Path = "/proc", *, exclude: tuple[int, ...] = ()) -> tuple[

@@ -222,3 +222,11 @@ def test_ccid_reader_on_usb_missing_from_pcscd(tmp_path: Path, pcscd: str) -> No
     assert "ACR39U ICC Reader (072f:b100)" in r["summary"]
     assert "chip_reader.replug_restart_pcscd" in r["hints"]
     assert r["metrics"]["ccid_usb_readers"] == 1
+
+
+def test_a_zombie_pcscd_is_not_running(tmp_path: Path) -> None:
+    proc = _procfs(tmp_path, pcscd_pid=4242)
+    (proc / "4242" / "stat").write_text("4242 (pcscd) Z 1 4242 4242 0 -1 4194572 0 0 0\n")
+    r = check(rootfs=_root(tmp_path, binary=True), procfs=proc, socket=stale_socket(tmp_path))
+    assert (r.status, r.reason) == (Status.FAIL, "pcscd_not_running"), r
+    assert r.metrics["pcscd_running"] is False
