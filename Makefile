@@ -8,9 +8,12 @@ PY := $(VENV)/bin/python
 # Debian packages the tests use for real: a broker, udev device mocks, firewall rules for
 # black-holed hosts, network namespaces, certificates, dpkg's version oracle, unit verification
 # (systemd-analyze; procps for the unit's /bin/kill; libseccomp for the sandbox test), and
-# umockdev's GObject bindings with Debian's python for real uevents in the hotplug tests.
+# umockdev's GObject bindings with Debian's python for real uevents in the hotplug tests;
+# pcscd with the vsmartcard-vpcd virtual reader for the chip reader tests and the demo
+# (libpcsclite-dev and swig build pyscard; pcsc-tools gives the technician pcsc_scan).
 TEST_DEBS := mosquitto umockdev gir1.2-umockdev-1.0 python3-gi nftables iproute2 openssl dpkg \
-             systemd procps libseccomp2 python3-venv
+             systemd procps libseccomp2 python3-venv \
+             pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools
 .PHONY: demo test env debs lint pytest bench clean install
 
 $(VENV)/.installed: pyproject.toml setup.py
@@ -47,6 +50,7 @@ bench: debs env
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-node-exporter >/dev/null
 	-$(PY) bench/selftest.py
 	-$(PY) bench/devices.py
+	-$(PY) bench/pcsc.py
 	-$(PY) bench/outbox.py
 	-$(PY) bench/diagnosis_accuracy.py
 	-$(PY) bench/bandwidth.py

@@ -159,6 +159,20 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", action="store_true", help="print exactly one JSON document")
     sw.set_defaults(func=cmd_swipe_test)
 
+    cp = sub.add_parser("chip-test", parents=[common],
+                        help="insert or tap a card to test the chip reader",
+                        description="Wait for one chip card (inserted or tapped) and report, "
+                                    "step by step, the answer to reset, protocol, payment "
+                                    "applications and brand. Only SELECT is sent: no card "
+                                    "number is read or shown. Exit code: 0 OK, 1 the card has "
+                                    "a problem, 2 reader failure or no card.")
+    cp.add_argument("--reader", metavar="NAME",
+                    help="PC/SC reader name or glob (default: [checks.chip_reader] readers)")
+    cp.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="how long to wait for the card (default 30)")
+    cp.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    cp.set_defaults(func=cmd_chip_test)
+
     cf = sub.add_parser("config", help="configuration")
     cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True,
                               parser_class=type(p))
@@ -322,6 +336,32 @@ def cmd_swipe_test(ns: argparse.Namespace) -> int:
         print(json.dumps(swipe.document(result, cfg.terminal_id), ensure_ascii=False, indent=2))
     else:
         print(swipe.render_text(result, t))
+    return result.exit_code
+
+
+def cmd_chip_test(ns: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from posdiag import chip_test
+    from posdiag.errors import UsageError
+    from posdiag.i18n import Texts
+
+    if not math.isfinite(ns.timeout) or not 0 < ns.timeout <= 600:
+        raise UsageError(f"--timeout {ns.timeout:g}: must be more than 0 and at most 600 seconds")
+    cfg, roots = _load(ns)
+    t: Texts = _texts(ns, cfg)  # type: ignore[assignment]
+
+    def ready(reader: str) -> None:
+        print(chip_test.prompt(t, ns.timeout), file=sys.stderr, flush=True)
+
+    result = chip_test.read_chip(cfg, roots, timeout_s=ns.timeout, reader=ns.reader,
+                                 on_ready=ready)
+    if ns.json:
+        doc = chip_test.document(result, cfg.terminal_id)
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(chip_test.render_text(result, t))
     return result.exit_code
 
 

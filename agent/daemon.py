@@ -44,7 +44,7 @@ log = logging.getLogger("posdiag.daemon")
 
 # Which check looks at a kind of device (a bridge serves the kind its table entry names).
 DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
-                 "cellular": "cellular", "printer": "printer"}
+                 "cellular": "cellular", "printer": "printer", "chip_reader": "chip_reader"}
 CAPABILITIES = ("ping", "selftest", "report", "diagnose")
 EX_CANTCREAT = 73
 SHUTDOWN_BUDGET_S = 4.0

@@ -20,7 +20,9 @@ from posdiag.drivers.discovery import DeviceTable, forget_devices, list_devices,
 from posdiag.drivers.errors import NotSupported
 
 log = logging.getLogger(__name__)
-SUBSYSTEMS = ("tty", "usbmisc")
+# "usb" only for CCID chip readers: they have no tty, pcscd reaches them through libusb.
+SUBSYSTEMS = ("tty", "usbmisc", "usb")
+CCID_INTERFACE = ":0b"  # ID_USB_INTERFACES lists ":<class><subclass><protocol>:" per interface
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ def describe(action: str, properties: Any, table: DeviceTable) -> Hotplug | None
     """A Hotplug for a USB serial port or printer uevent; None for anything else."""
     if action not in ("add", "remove") or properties.get("ID_BUS") != "usb":
         return None
+    if properties.get("SUBSYSTEM") == "usb":
+        return _ccid(action, properties)
     vid = (properties.get("ID_VENDOR_ID") or "").lower() or None
     pid = (properties.get("ID_MODEL_ID") or "").lower() or None
     match = table.lookup(vid, pid) if vid and pid else None
@@ -51,6 +55,19 @@ def describe(action: str, properties: Any, table: DeviceTable) -> Hotplug | None
                    match.model if match else properties.get("ID_MODEL"),
                    match.kind if match else None,
                    match.serves if match else None)
+
+
+def _ccid(action: str, properties: Any) -> Hotplug | None:
+    """A USB device with a smart card (CCID) interface is a chip reader; any other raw USB
+    device or interface event is not ours (its tty or usblp node is reported instead)."""
+    if properties.get("DEVTYPE") != "usb_device":
+        return None
+    if CCID_INTERFACE not in (properties.get("ID_USB_INTERFACES") or ""):
+        return None
+    return Hotplug(action, properties.get("DEVNAME"),
+                   (properties.get("ID_VENDOR_ID") or "").lower() or None,
+                   (properties.get("ID_MODEL_ID") or "").lower() or None,
+                   properties.get("ID_VENDOR"), properties.get("ID_MODEL"), "chip_reader", None)
 
 
 class Watcher:

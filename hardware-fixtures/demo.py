@@ -24,12 +24,14 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO / "tests")]
 
 from broker import Broker  # noqa: E402  (test helpers: a real Mosquitto, real certificates)
+from pcscd import READER, PcscdUnavailable, reader_state, running_pcscd  # noqa: E402
 from tlsfixtures import CertificateAuthority, LocalServer  # noqa: E402
 
 from simulators.escpos_printer import EscPosPrinterSimulator  # noqa: E402
 from simulators.idtech_msr import IdTechMsrSimulator  # noqa: E402
 from simulators.modem import ModemSimulator  # noqa: E402
 from simulators.pn532 import Pn532Simulator  # noqa: E402
+from simulators.vpcd_card import Personality, VpcdCard  # noqa: E402
 
 TERMINAL = "T-DEMO-0001"
 POSDIAG = [sys.executable, "-m", "posdiag"]
@@ -62,7 +64,8 @@ def main() -> int:
         ca_file = broker.ca_file
         print(f"mqtts://127.0.0.1:{broker.port} (CA {ca_file})")
 
-        say("hardware: card reader, contactless reader, printer and modem simulators on ptys")
+        say("hardware: card reader, contactless reader, printer and modem simulators on ptys, "
+            "a chip reader on pcscd + vpcd")
         reader = stack.enter_context(IdTechMsrSimulator())
         nfc = stack.enter_context(Pn532Simulator())
         printer = stack.enter_context(EscPosPrinterSimulator(faults={"paper_near_end"}))
@@ -70,6 +73,7 @@ def main() -> int:
         for name, sim in (("card reader", reader), ("contactless", nfc), ("printer", printer),
                           ("modem", modem)):
             print(f"{name:12} {sim.port}")
+        chip = _chip_reader(stack)
         host = stack.enter_context(LocalServer("tls", ca.issue("127.0.0.1")))
         print(f"payment host https://127.0.0.1:{host.port}")
 
@@ -109,7 +113,7 @@ required = true
 [checks.cellular]
 port = "{modem.port}"
 required = true
-""")
+""" + chip)
         roots = ["--sysfs", str(HERE / "sysfs/healthy-terminal"),
                  "--procfs", str(HERE / "procfs/healthy-terminal"),
                  "--rootfs", str(HERE / "rootfs/healthy-terminal")]
@@ -175,6 +179,28 @@ required = true
         print(run("fleet", "status", "--db", db).stdout)
     say("demo finished; everything it started is stopped")
     return 0
+
+
+def _chip_reader(stack: contextlib.ExitStack) -> str:
+    """pcscd with the vpcd virtual reader and a UnionPay debit card in it, when installed (the
+    Makefile's debs): the chip reader is then one of the terminal's devices."""
+    try:
+        stack.enter_context(running_pcscd())
+    except PcscdUnavailable as e:
+        print(f"chip reader  none ({e})")
+        return ""
+    card = stack.enter_context(VpcdCard(Personality.load("unionpay-debit")))
+    try:
+        reader_state(present=True)
+    except PcscdUnavailable:
+        print("chip reader  pcscd did not see the card; left out")
+        card.remove()
+        return ""
+    print(f"chip reader  {READER} (pcscd + vpcd), UnionPay debit card inserted")
+    return f'''[checks.chip_reader]
+readers = ["{READER}"]
+required = true
+'''
 
 
 def _print_report(text: str) -> None:

@@ -56,3 +56,7 @@ def run_check(spec, *, sysfs: Path | None = None, procfs: Path | None = None,
     roots = Roots(sysfs or Path("/sys"), procfs or Path("/proc"), rootfs or Path("/"))
     (result,) = run_checks([spec], cfg, roots, only=[spec.name])
     return result
+
+
+# The real pcscd + vpcd fixtures (tests/pcscd.py), shared by every module that needs a chip reader.
+from pcscd import pcscd, vpcd  # noqa: E402, F401

@@ -7,6 +7,7 @@ from __future__ import annotations
 from posdiag.checks import (
     card_reader,
     cellular,
+    chip_reader,
     clock,
     contactless,
     network,
@@ -28,5 +29,6 @@ REGISTRY: tuple[AnySpec, ...] = (
     software.SPEC,
     card_reader.SPEC,
     contactless.SPEC,
+    chip_reader.SPEC,
     printer.SPEC,
 )
