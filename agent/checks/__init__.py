@@ -9,6 +9,7 @@ from posdiag.checks import (
     cellular,
     clock,
     contactless,
+    hid_card_reader,
     network,
     payment_host,
     power,
@@ -27,6 +28,7 @@ REGISTRY: tuple[AnySpec, ...] = (
     clock.SPEC,
     software.SPEC,
     card_reader.SPEC,
+    hid_card_reader.SPEC,
     contactless.SPEC,
     printer.SPEC,
 )
