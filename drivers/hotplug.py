@@ -20,7 +20,7 @@ from posdiag.drivers.discovery import DeviceTable, forget_devices, list_devices,
 from posdiag.drivers.errors import NotSupported
 
 log = logging.getLogger(__name__)
-SUBSYSTEMS = ("tty", "usbmisc")
+SUBSYSTEMS = ("tty", "usbmisc", "input")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Hotplug:
     model: str | None
     kind: str | None  # card_reader, contactless, cellular, printer, bridge; None when unknown
     serves: str | None  # for a bridge, the kind of device usually behind it
+    transport: str | None = None  # "hid" for a keyboard-mode card reader's input node
 
     def as_event_device(self) -> dict[str, str | None]:
         return {"kind": self.kind, "vendor": self.vendor, "model": self.model, "vid": self.vid,
@@ -40,17 +41,37 @@ class Hotplug:
 
 
 def describe(action: str, properties: Any, table: DeviceTable) -> Hotplug | None:
-    """A Hotplug for a USB serial port or printer uevent; None for anything else."""
+    """A Hotplug for a USB serial port, printer or HID card reader uevent; None for anything
+    else (every other keyboard, mouse or input node included)."""
     if action not in ("add", "remove") or properties.get("ID_BUS") != "usb":
         return None
     vid = (properties.get("ID_VENDOR_ID") or "").lower() or None
     pid = (properties.get("ID_MODEL_ID") or "").lower() or None
     match = table.lookup(vid, pid) if vid and pid else None
+    if properties.get("SUBSYSTEM") == "input":
+        if not _hid_reader_node(properties, match, vid):
+            return None
+        return Hotplug(action, properties.get("DEVNAME"), vid, pid,
+                       match.vendor if match else properties.get("ID_VENDOR"),
+                       match.model if match else properties.get("ID_MODEL"),
+                       "card_reader", None, "hid")
     return Hotplug(action, properties.get("DEVNAME"), vid, pid,
                    match.vendor if match else properties.get("ID_VENDOR"),
                    match.model if match else properties.get("ID_MODEL"),
                    match.kind if match else None,
                    match.serves if match else None)
+
+
+def _hid_reader_node(properties: Any, match: Any, vid: str | None) -> bool:
+    """An input uevent is a card reader's when it is its event node (one per reader, the one
+    the swipe test grabs) and the device is a table HID reader or a card maker's keyboard."""
+    if not (properties.get("DEVNAME") or "").startswith("/dev/input/event"):
+        return False
+    if match is not None:
+        return match.transport == "hid" and match.kind == "card_reader"
+    from posdiag.drivers.hid.udev import load_vendors
+
+    return vid in load_vendors() and properties.get("ID_INPUT_KEYBOARD") == "1"
 
 
 class Watcher:
@@ -82,6 +103,13 @@ class Watcher:
                     "ID_VENDOR_ID": d.vid, "ID_MODEL_ID": d.pid, "ID_SERIAL_SHORT": d.serial}),
                     Hotplug("add", d.devnode, d.vid, d.pid, d.vendor, d.model,
                             m.kind if m else None, m.serves if m else None))
+            from posdiag.drivers.hid.udev import find_readers
+
+            for r in find_readers(context=self._context, table=self.table):
+                self.ports.seed(r.devnode, _device_key({
+                    "ID_VENDOR_ID": r.vid, "ID_MODEL_ID": r.pid, "ID_SERIAL_SHORT": r.serial}),
+                    Hotplug("add", r.devnode, r.vid, r.pid, r.vendor, r.model, "card_reader",
+                            None, "hid"))
 
     def start(self) -> Watcher:
         self._monitor.start()

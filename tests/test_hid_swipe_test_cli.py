@@ -119,3 +119,20 @@ def test_check_remembers_the_layout_the_swipe_test_found(tmp_path: Path) -> None
     # Set right and tested again: the warning goes.
     swipe_doc(tmp_path, swipe_events(tmp_path, TRACK2 + "\r", "us", name="again.events"))
     assert check_result(tmp_path)["status"] == "ok"
+
+
+def test_diagnosis_names_the_wrong_layout_after_a_swipe_test(tmp_path: Path) -> None:
+    """Card read failure (刷卡失败) on a terminal whose HID reader types German: the swipe
+    test found it, the diagnosis (which never reads keys) ranks it first from the check's
+    evidence."""
+    swipe_doc(tmp_path, swipe_events(tmp_path, TRACK1 + TRACK2 + "\r", "de"))
+    config = tmp_path / "posdiag.toml"
+    # The symptom by id: umockdev-run's own option parser rejects non-ASCII arguments.
+    done = run_posdiag(None, "diagnose", "card-read-failure", "--json", "--config",
+                       str(config), "--lang", "zh_CN")
+    assert done.stdout, done.stderr
+    doc = json.loads(done.stdout)
+    schemas.validate("diagnosis", doc)
+    assert doc["most_likely"]["id"] == "hid_reader_layout", doc["causes"]
+    evidence = doc["causes"][0]["evidence"][0]
+    assert evidence["metrics"]["keyboard_layout"] == "de"

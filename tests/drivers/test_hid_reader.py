@@ -27,25 +27,26 @@ from posdiag.drivers.hid.udev import parse_usb_id
 from simulators.hid_keyboard import key_events
 
 TRACK2 = ";4111111111111111=49121015550000000?"
+DEBUG_IOCTL = {**os.environ, "UMOCKDEV_DEBUG": "ioctl"}  # umockdev logs each emulated ioctl
 
 FIND = """
 import dataclasses, json, sys
 from posdiag.drivers.hid import find_readers, reader_at
 ids = sys.argv[1:]
 print(json.dumps({"all": [dataclasses.asdict(r) for r in find_readers(usb_ids=ids)],
-                  "by_id": getattr(reader_at(%r), "devnode", None),
+                  "by_id": getattr(reader_at(BY_ID), "devnode", None),
                   "missing": reader_at("/dev/input/event99")}))
-""" % BY_ID
+""".replace("BY_ID", repr(BY_ID))
 
 READ = """
 import json
 from posdiag.drivers.hid import read_swipe
-s = read_swipe(%r, 5)
+s = read_swipe(NODE, TIMEOUT)
 sw = s.swipe
 print(json.dumps({"name": s.device_name, "layout": sw and sw.layout,
                   "masked": sw and sw.swipe and sw.swipe.masked_pan,
                   "presses": sw and sw.presses}))
-""" % NODE
+""".replace("NODE", repr(NODE))
 
 
 def last_json(stdout: str) -> dict:
@@ -67,7 +68,7 @@ def test_the_reader_is_found_with_its_usb_descriptors(tmp_path: Path) -> None:
 
 def test_swipe_read_through_umockdev_and_the_grab_given_back(tmp_path: Path) -> None:
     events = swipe_events(tmp_path, TRACK2 + "\r")
-    done = run_python(events, READ, env={**os.environ, "UMOCKDEV_DEBUG": "ioctl"})
+    done = run_python(events, READ.replace("TIMEOUT", "5"), env=DEBUG_IOCTL)
     assert done.returncode == 0, done.stderr
     got = last_json(done.stdout)
     assert got == {"name": "Mag-Tek USB Swipe Reader", "layout": "us",
@@ -79,15 +80,16 @@ def test_swipe_read_through_umockdev_and_the_grab_given_back(tmp_path: Path) -> 
 
 
 def test_a_german_layout_swipe_through_umockdev(tmp_path: Path) -> None:
-    done = run_python(swipe_events(tmp_path, TRACK2 + "\r", "de"), READ)
+    events = swipe_events(tmp_path, TRACK2 + "\r", "de")
+    done = run_python(events, READ.replace("TIMEOUT", "5"))
     assert done.returncode == 0, done.stderr
     assert last_json(done.stdout)["layout"] == "de"
     assert last_json(done.stdout)["masked"] is None
 
 
 def test_no_swipe_times_out_and_releases(tmp_path: Path) -> None:
-    code = READ.replace("read_swipe(%r, 5)" % NODE, "read_swipe(%r, 0.5)" % NODE)
-    done = run_python(no_events(tmp_path), code, env={**os.environ, "UMOCKDEV_DEBUG": "ioctl"})
+    done = run_python(no_events(tmp_path), READ.replace("TIMEOUT", "0.5"),
+                      env=DEBUG_IOCTL)
     assert done.returncode == 0, done.stderr
     assert last_json(done.stdout)["layout"] is None
     assert sum(f"request {EVIOCGRAB:X}: emulated" in line
