@@ -8,12 +8,13 @@ PY := $(VENV)/bin/python
 # Debian packages the tests use for real: a broker, udev device mocks, firewall rules for
 # black-holed hosts, network namespaces, certificates, dpkg's version oracle, unit verification
 # (systemd-analyze; procps for the unit's /bin/kill; libseccomp for the sandbox test), and
-# umockdev's GObject bindings with Debian's python for real uevents in the hotplug tests;
+# umockdev's GObject bindings with Debian's python for real uevents in the hotplug tests; the
+# kernel's input-event-codes.h as the oracle for the HID key numbers (linux-libc-dev);
 # pcscd with the vsmartcard-vpcd virtual reader for the chip reader tests and the demo
 # (libpcsclite-dev and swig build pyscard; pcsc-tools gives the technician pcsc_scan).
 TEST_DEBS := mosquitto umockdev gir1.2-umockdev-1.0 python3-gi nftables iproute2 openssl dpkg \
              systemd procps libseccomp2 python3-venv \
-             pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools
+             pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools linux-libc-dev
 .PHONY: demo test env debs lint pytest bench clean install
 
 $(VENV)/.installed: pyproject.toml setup.py

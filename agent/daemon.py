@@ -467,6 +467,8 @@ class Daemon:
         self._put("event", lambda seq: payloads.device_event(
             self.config.terminal_id, seq, ev.action == "add", ev.as_event_device()))
         check = DEVICE_CHECKS.get(ev.serves if ev.kind == "bridge" else ev.kind or "")
+        if getattr(ev, "transport", None) == "hid":
+            check = "hid_card_reader"  # a keyboard-mode reader: presence, not a serial probe
         if check and check in self.scheduler.intervals:
             def looked(fresh: list[CheckResult]) -> None:
                 (result,) = self._apply_results([check], fresh) or (None,)

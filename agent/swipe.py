@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from posdiag.checks.base import CheckContext
 from posdiag.checks.card_reader import HINT_CONNECTION, WHAT, CardReaderConfig
-from posdiag.checks.device import POLL_S, add_driver_error, locate
+from posdiag.checks.device import POLL_S, Located, add_driver_error, locate
 from posdiag.config import Config
 from posdiag.drivers.errors import DriverError
 from posdiag.drivers.msr import (
@@ -66,6 +66,8 @@ class SwipeOutcome:
     swipe: SwipeResult | None = None
     wait_s: float | None = None
     failure: CheckResult | None = None
+    transport: Literal["serial", "hid"] = "serial"
+    keyboard_layout: str | None = None  # HID readers: the layout the key presses were typed in
 
     def __post_init__(self) -> None:
         if (self.swipe is not None) != (self.outcome in ("ok", "problems")):
@@ -112,16 +114,33 @@ def swipe_problems(swipe: SwipeResult) -> tuple[str, ...]:
 
 def read_swipe(config: Config, roots: Roots, *, timeout_s: float, port: str | None = None,
                on_ready: Callable[[str], None] = lambda port: None) -> SwipeOutcome:
-    """Find and probe the reader, call ``on_ready(port)``, then wait up to ``timeout_s``."""
-    from posdiag.drivers.transport import open_port
+    """Find and probe the reader, call ``on_ready(port)``, then wait up to ``timeout_s``.
+
+    A serial reader is used when one is pinned or found; else a keyboard-mode (HID) reader.
+    An input node given as ``port`` (``/dev/input/…``) means the HID reader there.
+    """
+    from posdiag import swipe_hid
 
     cfg: CardReaderConfig = config.check("card_reader")  # type: ignore[assignment]
     # A technician asking for a swipe test wants a reader: not finding one is a failure.
     cfg = replace(cfg, required=True, port=port or cfg.port)
+    if swipe_hid.is_input_node(cfg.port):
+        return swipe_hid.read_swipe(config, timeout_s=timeout_s, port=cfg.port,
+                                    on_ready=on_ready)
     ctx = CheckContext("card_reader", roots, config)
     where = locate(ctx, cfg, "card_reader", WHAT, HINT_CONNECTION)
     if isinstance(where, CheckResult):
+        if not cfg.port and swipe_hid.reader_configured_or_present(config):
+            return swipe_hid.read_swipe(config, timeout_s=timeout_s, on_ready=on_ready)
         return SwipeOutcome("reader_error", timeout_s, failure=where)
+    return _read_serial(cfg, roots, where.port, timeout_s, on_ready)
+
+
+def _read_serial(cfg: CardReaderConfig, roots: Roots, port: str, timeout_s: float,
+                 on_ready: Callable[[str], None]) -> SwipeOutcome:
+    from posdiag.drivers.transport import open_port
+
+    where = Located(port)
     firmware: str | None = None
     v = Verdict("card_reader")
     try:
@@ -193,6 +212,8 @@ def document(result: SwipeOutcome, terminal_id: str) -> dict[str, Any]:
         "reason": f.reason if f else None,
         "summary": f.summary if f else None,
         "hints": list(f.hints) if f else [],
+        "transport": result.transport,
+        "keyboard_layout": result.keyboard_layout,
     }
 
 

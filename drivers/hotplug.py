@@ -20,8 +20,9 @@ from posdiag.drivers.discovery import DeviceTable, forget_devices, list_devices,
 from posdiag.drivers.errors import NotSupported
 
 log = logging.getLogger(__name__)
-# "usb" only for CCID chip readers: they have no tty, pcscd reaches them through libusb.
-SUBSYSTEMS = ("tty", "usbmisc", "usb")
+# "usb" only for CCID chip readers (no tty: pcscd reaches them through libusb), "input" only
+# for keyboard-wedge card readers (their event node).
+SUBSYSTEMS = ("tty", "usbmisc", "usb", "input")
 CCID_INTERFACE = ":0b"  # ID_USB_INTERFACES lists ":<class><subclass><protocol>:" per interface
 
 
@@ -35,6 +36,7 @@ class Hotplug:
     model: str | None
     kind: str | None  # card_reader, contactless, cellular, printer, bridge; None when unknown
     serves: str | None  # for a bridge, the kind of device usually behind it
+    transport: str | None = None  # "hid" for a keyboard-mode card reader's input node
 
     def as_event_device(self) -> dict[str, str | None]:
         return {"kind": self.kind, "vendor": self.vendor, "model": self.model, "vid": self.vid,
@@ -42,7 +44,8 @@ class Hotplug:
 
 
 def describe(action: str, properties: Any, table: DeviceTable) -> Hotplug | None:
-    """A Hotplug for a USB serial port or printer uevent; None for anything else."""
+    """A Hotplug for a USB serial port, printer or HID card reader uevent; None for anything
+    else (every other keyboard, mouse or input node included)."""
     if action not in ("add", "remove") or properties.get("ID_BUS") != "usb":
         return None
     if properties.get("SUBSYSTEM") == "usb":
@@ -50,6 +53,13 @@ def describe(action: str, properties: Any, table: DeviceTable) -> Hotplug | None
     vid = (properties.get("ID_VENDOR_ID") or "").lower() or None
     pid = (properties.get("ID_MODEL_ID") or "").lower() or None
     match = table.lookup(vid, pid) if vid and pid else None
+    if properties.get("SUBSYSTEM") == "input":
+        if not _hid_reader_node(properties, match, vid):
+            return None
+        return Hotplug(action, properties.get("DEVNAME"), vid, pid,
+                       match.vendor if match else properties.get("ID_VENDOR"),
+                       match.model if match else properties.get("ID_MODEL"),
+                       "card_reader", None, "hid")
     return Hotplug(action, properties.get("DEVNAME"), vid, pid,
                    match.vendor if match else properties.get("ID_VENDOR"),
                    match.model if match else properties.get("ID_MODEL"),
@@ -68,6 +78,18 @@ def _ccid(action: str, properties: Any) -> Hotplug | None:
                    (properties.get("ID_VENDOR_ID") or "").lower() or None,
                    (properties.get("ID_MODEL_ID") or "").lower() or None,
                    properties.get("ID_VENDOR"), properties.get("ID_MODEL"), "chip_reader", None)
+
+
+def _hid_reader_node(properties: Any, match: Any, vid: str | None) -> bool:
+    """An input uevent is a card reader's when it is its event node (one per reader, the one
+    the swipe test grabs) and the device is a table HID reader or a card maker's keyboard."""
+    if not (properties.get("DEVNAME") or "").startswith("/dev/input/event"):
+        return False
+    if match is not None:
+        return match.transport == "hid" and match.kind == "card_reader"
+    from posdiag.drivers.hid.udev import load_vendors
+
+    return vid in load_vendors() and properties.get("ID_INPUT_KEYBOARD") == "1"
 
 
 class Watcher:
@@ -99,6 +121,13 @@ class Watcher:
                     "ID_VENDOR_ID": d.vid, "ID_MODEL_ID": d.pid, "ID_SERIAL_SHORT": d.serial}),
                     Hotplug("add", d.devnode, d.vid, d.pid, d.vendor, d.model,
                             m.kind if m else None, m.serves if m else None))
+            from posdiag.drivers.hid.udev import find_readers
+
+            for r in find_readers(context=self._context, table=self.table):
+                self.ports.seed(r.devnode, _device_key({
+                    "ID_VENDOR_ID": r.vid, "ID_MODEL_ID": r.pid, "ID_SERIAL_SHORT": r.serial}),
+                    Hotplug("add", r.devnode, r.vid, r.pid, r.vendor, r.model, "card_reader",
+                            None, "hid"))
 
     def start(self) -> Watcher:
         self._monitor.start()

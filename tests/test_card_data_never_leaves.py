@@ -3,8 +3,10 @@
 The published test cards (protocols.md §3.5) are swiped through the ID TECH simulator into the
 real ``posdiag`` command, run as a subprocess with debug logging (``-vv``):
 
-(a) ``posdiag swipe-test --json``, (b) ``posdiag swipe-test`` (text), and (c) ``posdiag selftest
---json --check card_reader`` with a swipe arriving in the middle of the reader probe.
+(a) ``posdiag swipe-test --json``, (b) ``posdiag swipe-test`` (text), (c) ``posdiag selftest
+--json --check card_reader`` with a swipe arriving in the middle of the reader probe, and (d)
+``posdiag swipe-test`` on a keyboard-mode (HID) reader under umockdev, the cards typed as key
+presses in US and in German layout (the state dir then holds the swipe test's verdict file).
 
 stdout, stderr and every file under the run's temporary directory (the configured state dir
 included) are searched for each full card number, the number with separators, each raw track,
@@ -169,3 +171,38 @@ def test_selftest_with_a_swipe_mid_probe_never_shows_card_data(tmp_path: Path, f
     assert done.returncode == 0, done.stdout + done.stderr
     assert '"name": "card_reader"' in done.stdout and '"reason": "ok"' in done.stdout
     assert not leaks(done, tmp_path, card)
+
+
+# -- the HID (keyboard-wedge) path ------------------------------------------------------------
+
+def hid_swipe_through_cli(tmp: Path, card: PublishedCard, layout: str, *mode: str) -> Finished:
+    """(d) ``posdiag swipe-test`` on the MagTek keyboard-mode reader under umockdev."""
+    from hidfixtures import run_posdiag, swipe_events
+
+    config = write_config(tmp)
+    events = swipe_events(tmp.parent / f"{tmp.name}-keys", card.track1 + card.track2 + "\r",
+                          layout)
+    done = run_posdiag(events, "swipe-test", "-vv", "--config", str(config), "--lang", "en",
+                       *mode)
+    return Finished(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("mode", [("--json",), ()], ids=["json", "text"])
+def test_hid_swipe_test_never_shows_card_data(tmp_path: Path, mode: tuple[str, ...]) -> None:
+    """(d): the published cards typed by a keyboard-mode reader, US layout (decoded and
+    parsed) and, for some, German layout (named, not parsed)."""
+    picks = list(range(0, len(CARDS), 2))
+    problems = []
+    for i in picks:
+        layout = "de" if i % 4 == 2 else "us"
+        run_dir = tmp_path / f"hid{i:02d}"
+        run_dir.mkdir()
+        (tmp_path / f"hid{i:02d}-keys").mkdir()
+        done = hid_swipe_through_cli(run_dir, CARDS[i], layout, *mode)
+        want = 0 if layout == "us" else 2
+        if done.returncode != want:
+            problems.append(f"card {i}: exit {done.returncode}: {done.stdout}{done.stderr}")
+        if layout == "us" and mask_pan(CARDS[i].pan) not in done.stdout:
+            problems.append(f"card {i}: masked number not shown")
+        problems += [f"card {i}: {leak}" for leak in leaks(done, run_dir, CARDS[i])]
+    assert not problems, "\n".join(problems)

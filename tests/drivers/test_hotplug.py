@@ -35,7 +35,7 @@ READER = {"DEVNAME": "/dev/ttyUSB0", "SUBSYSTEM": "tty", "ID_BUS": "usb", "ID_VE
           "ID_MODEL_ID": "0300", "ID_VENDOR": "ID_TECH", "ID_MODEL": "IDT1221U"}
 READER_EVENT = {"devnode": "/dev/ttyUSB0", "vid": "0acd", "pid": "0300", "vendor": "ID TECH",
                 "model": "IDT1221U USB to RS-232 adapter (MiniMag RS-232)",
-                "kind": "card_reader", "serves": "card_reader"}
+                "kind": "card_reader", "serves": "card_reader", "transport": None}
 
 
 def usb_tty(devname: str, vid: str, pid: str, vendor: str, model: str) -> dict[str, str]:
@@ -117,7 +117,37 @@ def test_event_payload_carries_the_device_and_passes_the_schema(added: bool) -> 
     doc = payloads.device_event("pos-0042", 7, added, event.as_event_device())
     schemas.validate("event", doc)
     assert doc["type"] == ("device_added" if added else "device_removed")
-    assert doc["device"] == {k: v for k, v in READER_EVENT.items() if k != "serves"}
+    assert doc["device"] == {k: v for k, v in READER_EVENT.items()
+                             if k not in ("serves", "transport")}
+
+
+MAGTEK = {"DEVNAME": "/dev/input/event5", "SUBSYSTEM": "input", "ID_BUS": "usb",
+          "ID_VENDOR_ID": "0801", "ID_MODEL_ID": "0001", "ID_VENDOR": "Mag-Tek",
+          "ID_MODEL": "USB_Swipe_Reader", "ID_INPUT": "1", "ID_INPUT_KEYBOARD": "1"}
+
+
+@pytest.mark.parametrize("action", ["add", "remove"])
+def test_hid_card_reader_event_node_is_a_card_reader_plug(action: str) -> None:
+    # The properties of hardware-fixtures/umockdev/magtek-usb-swipe-reader-kbd.umockdev.
+    event = describe(action, MAGTEK, TABLE)
+    assert event == Hotplug(action, "/dev/input/event5", "0801", "0001", "MagTek",
+                            "Mini Swipe Reader (keyboard emulation)", "card_reader", None, "hid")
+
+
+def test_hid_card_maker_keyboard_not_in_the_table_is_a_reader() -> None:
+    props = dict(MAGTEK, ID_MODEL_ID="7777", ID_VENDOR_ID="0acd")
+    event = describe("add", props, TABLE)
+    assert event is not None and (event.kind, event.transport) == ("card_reader", "hid")
+    assert describe("add", dict(props, ID_INPUT_KEYBOARD="0"), TABLE) is None
+
+
+@pytest.mark.parametrize("props", [
+    dict(MAGTEK, DEVNAME="/dev/input/mouse0"),  # not the event node
+    {k: v for k, v in MAGTEK.items() if k != "DEVNAME"},  # the inputN parent
+    dict(MAGTEK, ID_VENDOR_ID="046d", ID_MODEL_ID="c31c"),  # an ordinary keyboard
+], ids=["mouse-node", "input-parent", "other-keyboard"])
+def test_other_input_uevents_are_ignored(props: dict[str, str]) -> None:
+    assert describe("add", props, TABLE) is None
 
 
 # -- Watcher on real uevents (umockdev) ---------------------------------------------------------
@@ -168,14 +198,15 @@ def test_plugged_devices_are_described_from_the_table(watched: dict[str, Any]) -
     assert by_node["/dev/ttyUSB1"] == {
         "action": "add", "devnode": "/dev/ttyUSB1", "vid": "1a86", "pid": "7523",
         "vendor": "QinHeng Electronics", "model": "CH340 serial converter", "kind": "bridge",
-        "serves": "contactless"}
+        "serves": "contactless", "transport": None}
     assert {k: by_node["/dev/ttyUSB2"][k] for k in ("vid", "pid", "vendor", "model", "kind")} \
         == {"vid": "2c7c", "pid": "0125", "vendor": "Quectel", "model": "EC25/EG25",
             "kind": "cellular"}
     assert not {"/dev/ttyUSB3", "/dev/ttyUSB4", "/dev/ttyUSB5"} & set(by_node)
     assert by_node["/dev/ttyACM0"] == {
         "action": "add", "devnode": "/dev/ttyACM0", "vid": "1209", "pid": "0001",
-        "vendor": "Generic", "model": "Test_Board", "kind": None, "serves": None}
+        "vendor": "Generic", "model": "Test_Board", "kind": None, "serves": None,
+        "transport": None}
 
 
 def test_unplug_is_described_after_its_sysfs_is_gone(watched: dict[str, Any]) -> None:
