@@ -559,18 +559,24 @@ class Link:
             return True
         if s.drain_until is None:  # let what is in flight be acknowledged before going offline
             s.drain_until = now + (self._stop_deadline - now) / 2
-        if s.inflight and now < s.drain_until:
+        with self._lock:
+            replies_waiting = bool(self._replies)
+        # Replies count as in flight: a broker that reads our DISCONNECT before it could send a
+        # PUBACK may drop the last PUBLISH with the connection (Mosquitto 2.0 does).
+        if (s.inflight or s.others or replies_waiting) and now < s.drain_until:
             return False
         if self._offline is not None and s.offline_mid is None:
             info = client.publish(self.topics.status, self._offline, qos=1, retain=True)
             s.offline_mid = info.mid
             s.others[info.mid] = self.topics.status
             return False
-        waiting = s.offline_mid is not None and not s.offline_acked
+        waiting = bool(s.others)  # the offline status and any reply sent after it
         if waiting and now < self._stop_deadline - 0.2:
             return False
         if waiting:
-            log.warning("mqtt: no PUBACK for the offline status; disconnecting anyway")
+            log.warning("mqtt: no PUBACK for %s; disconnecting anyway",
+                        "the offline status" if s.offline_mid in s.others
+                        else f"{len(s.others)} repl{'y' if len(s.others) == 1 else 'ies'}")
         s.disconnect_sent = True
         client.disconnect(ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection"))
         log.info("mqtt: disconnected from %s", self.endpoint)
