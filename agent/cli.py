@@ -390,7 +390,7 @@ def cmd_config_check(ns: argparse.Namespace) -> int:
 def cmd_run(ns: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from posdiag.daemon import Daemon
+    from posdiag.service.daemon import Daemon
 
     for key in ("sysfs", "procfs", "rootfs"):
         given = getattr(ns, key)

@@ -22,3 +22,14 @@ class ConfigError(PosdiagError):
 
 class UsageError(PosdiagError):
     """The command line asks for something that does not exist (an unknown check, say)."""
+
+
+class CommandRejected(PosdiagError):
+    """A command that will not run; ``code`` is one of reply.json's error codes, unless
+    ``answerable`` is false: then no reply can be sent and ``code`` only names the case."""
+
+    def __init__(self, code: str, message: str, *, answerable: bool = True) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.answerable = answerable

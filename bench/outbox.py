@@ -1,4 +1,4 @@
-"""Outbox throughput benchmark: the real ``posdiag.outbox.Outbox`` (WAL, ``synchronous=FULL``)
+"""Outbox throughput benchmark: the real ``service.outbox.Outbox`` (WAL, ``synchronous=FULL``)
 on a real disk, one fsync per committed transaction, as the daemon uses it.
 
 Prints a table: messages/s and per-call latency (median, p99) for
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from posdiag.outbox import Outbox
+from posdiag.service.outbox import Outbox
 
 TOPIC_REPORT = "posdiag/v1/T-0001/report"
 TOPIC_HEARTBEAT = "posdiag/v1/T-0001/heartbeat"

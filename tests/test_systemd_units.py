@@ -369,7 +369,7 @@ def udev_monitor():
     list(context.list_devices(subsystem="tty"))
 
 def notify():
-    from posdiag.sdnotify import Notifier
+    from posdiag.service.sdnotify import Notifier
     notifier = Notifier.from_environment()
     assert notifier.ready("sandbox") and notifier.watchdog()
 

@@ -25,7 +25,7 @@ def diagnose_remote(daemon: Agent, args: Mapping[str, Any]) -> dict[str, Any]:
     """Run the diagnosis ``args`` ask for (``symptom``; ``lang`` optional, else the config's,
     else English — a service has no user locale). Raises ``CommandRejected`` with
     ``unknown_symptom`` for a symptom the catalogue does not know."""
-    from posdiag.commands import CommandRejected
+    from posdiag.errors import CommandRejected
 
     symptom = str(args.get("symptom", ""))
     lang = resolve_lang(args.get("lang"), daemon.config.terminal.lang, env={})

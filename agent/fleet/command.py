@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from posdiag import payloads, schemas
+from posdiag import schemas
 from posdiag.fleet import connection
 from posdiag.fleet.connection import BrokerSettings
 from posdiag.fleet.consumer import DEFAULT_PREFIX, check_prefix, require_validator
@@ -39,6 +39,7 @@ from posdiag.fleet.errors import (
     CommandTimeout,
     CommandUndelivered,
 )
+from posdiag.service import payloads
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Command parsing (``posdiag.commands``) and the refusal tally (``posdiag.tally``), no broker."""
+"""Command parsing (``service.commands``) and the refusal tally (``service.tally``), no broker."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from posdiag.commands import CommandRejected, parse, shown, topic_name_problem
-from posdiag.tally import Tally
+from posdiag.service.commands import CommandRejected, parse, shown, topic_name_problem
+from posdiag.service.tally import Tally
 
 
 @pytest.mark.parametrize("topic", ["a/+/b", "a/#", "+", "#", "", "a\0b", "x" * 65536])

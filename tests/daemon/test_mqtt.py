@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from broker import Broker, ClientCA, Subscriber, seqs_of, terminal_acl
 
-from posdiag import payloads, schemas
+from posdiag import schemas
 from posdiag.config import MqttConfig
-from posdiag.mqtt import Backoff, Link, RateLimit
-from posdiag.outbox import Message, Outbox
+from posdiag.service import payloads
+from posdiag.service.mqtt import Backoff, Link, RateLimit
+from posdiag.service.outbox import Message, Outbox
 
 PREFIX = "posdiag/v1"
 TID = "T-0001"
@@ -211,7 +212,7 @@ def test_tls_refuses_a_server_it_cannot_verify(tmp_path: Path, outbox: Outbox,
                                                links: Callable[..., Link],
                                                caplog: pytest.LogCaptureFixture,
                                                problem: str) -> None:
-    caplog.set_level(logging.WARNING, logger="posdiag.mqtt")
+    caplog.set_level(logging.WARNING, logger="posdiag.service.mqtt")
     ca = ClientCA()
     names = ("broker.example",) if problem == "wrong host name" else ("127.0.0.1",)
     trusted = ca if problem == "wrong host name" else ClientCA("another CA")
@@ -253,7 +254,7 @@ def test_client_certificate_auth_and_identity(tmp_path: Path, outbox: Outbox,
 def test_acl_denial_is_seen_counted_rejected_and_not_retried(
         tmp_path: Path, outbox: Outbox, links: Callable[..., Link],
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="posdiag.mqtt")
+    caplog.set_level(logging.INFO, logger="posdiag.service.mqtt")
     mine = payloads.Topics(PREFIX, "T-0002")
     foreign = TOPICS.event  # T-0001's topic: T-0002 may not publish there
     with Broker(tmp_path, acl=terminal_acl()) as broker, \
@@ -298,7 +299,7 @@ def test_oversized_message_is_rejected_before_it_costs_the_connection(
 
 def test_password_file(tmp_path: Path, outbox: Outbox, links: Callable[..., Link],
                        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="posdiag.mqtt")
+    caplog.set_level(logging.WARNING, logger="posdiag.service.mqtt")
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
     secret.chmod(0o644)  # works, but is said once
@@ -326,10 +327,10 @@ def test_password_file(tmp_path: Path, outbox: Outbox, links: Callable[..., Link
 # --------------------------------------------------------------------------------------------
 CHILD = """
 import sys, time
-from posdiag import payloads
+from posdiag.service import payloads
 from posdiag.config import MqttConfig
-from posdiag.mqtt import Link
-from posdiag.outbox import Outbox
+from posdiag.service.mqtt import Link
+from posdiag.service.outbox import Outbox
 
 port, db = int(sys.argv[1]), sys.argv[2]
 def status(state):
@@ -386,7 +387,7 @@ def test_birth_will_on_sigkill_and_clean_offline(tmp_path: Path, outbox: Outbox,
 def test_stop_without_a_broker_is_quick_and_quiet(tmp_path: Path, outbox: Outbox,
                                                   links: Callable[..., Link],
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="posdiag.mqtt")
+    caplog.set_level(logging.INFO, logger="posdiag.service.mqtt")
     with Broker(tmp_path) as broker:
         port = broker.port
     put_events(outbox, 2)

@@ -32,14 +32,14 @@ from hypothesis.stateful import (
 )
 
 from posdiag.errors import PosdiagError
-from posdiag.outbox import (
+from posdiag.service.outbox import (
     MessageRefused,
     Outbox,
     OutboxCorrupt,
     OutboxError,
     OutboxFull,
 )
-from posdiag.payloads import KINDS, OutboxHealth
+from posdiag.service.payloads import KINDS, OutboxHealth
 
 TOPIC = "t"  # one byte, so a message of size n has a payload of n - 1 bytes
 
@@ -393,7 +393,7 @@ def test_newer_schema_is_an_error_not_corruption(path: Path) -> None:
 
 CHILD = textwrap.dedent("""
     import sys
-    from posdiag.outbox import Outbox
+    from posdiag.service.outbox import Outbox
     box = Outbox(sys.argv[1], 1 << 30)
     kinds = ("report", "heartbeat", "event")
     for i in range(1_000_000):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from posdiag import payloads
-from posdiag.outbox import (
+from posdiag.service import payloads
+from posdiag.service.outbox import (
     MIN_MAX_BYTES,
     DiskBudget,
     Outbox,
@@ -28,7 +28,7 @@ from posdiag.outbox import (
     OutboxFull,
     disk_bytes,
 )
-from posdiag.payloads import KINDS
+from posdiag.service.payloads import KINDS
 
 TOPIC = "posdiag/v1/T-0001/report"
 DEFAULT_MAX_BYTES = 8 << 20  # [outbox] max_bytes default
@@ -110,7 +110,7 @@ def test_whole_outbox_stays_within_max_bytes_on_a_small_tmpfs(tmp_path: Path, si
 
 
 def box_put_or_refused(box: Outbox, kind: str, n: int) -> None:
-    from posdiag.outbox import MessageRefused
+    from posdiag.service.outbox import MessageRefused
 
     with contextlib.suppress(MessageRefused):
         box.put(kind, TOPIC, body(n))
@@ -218,7 +218,7 @@ def test_heartbeat_schema_takes_the_new_counters_and_id(tmp_path: Path) -> None:
 
 CRASHING_CHILD = textwrap.dedent("""
     import os, sys
-    from posdiag.outbox import Outbox
+    from posdiag.service.outbox import Outbox
     box = Outbox(sys.argv[1], 1 << 20)
     for _ in range(int(sys.argv[2])):
         box.put("report", "p/T-1/report", lambda s: b"r" * 800)
@@ -240,7 +240,7 @@ def test_zero_byte_outbox_is_damage_moved_aside_and_logged(tmp_path: Path,
     path.write_bytes(b"")  # what a file system repair or a botched copy leaves
     with pytest.raises(OutboxCorrupt, match="empty"):
         Outbox(path, MIN_MAX_BYTES)
-    with caplog.at_level(logging.WARNING, logger="posdiag.outbox"), \
+    with caplog.at_level(logging.WARNING, logger="posdiag.service.outbox"), \
             Outbox.recover(path, MIN_MAX_BYTES) as box:
         assert box.outbox_id != old_id  # the backend's signal that seq started again
     assert "damaged" in caplog.text and "moved to" in caplog.text
@@ -286,7 +286,7 @@ def test_outbox_id_is_made_once_and_kept(tmp_path: Path) -> None:
 def test_an_outbox_of_the_previous_version_is_upgraded_in_place(tmp_path: Path) -> None:
     """Terminals in the field hold schema-1 outboxes: they keep their messages and seq and get
     an id and the new counters."""
-    from posdiag.outbox import _COUNTERS_V1, _SCHEMA, APPLICATION_ID, PRIORITY
+    from posdiag.service.outbox import _COUNTERS_V1, _SCHEMA, APPLICATION_ID, PRIORITY
 
     path = tmp_path / "o.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -315,7 +315,7 @@ def test_disk_full_is_logged_once_and_again_when_it_clears(tmp_path: Path,
                                                            ) -> None:
     with tmpfs(tmp_path / "fs", "512k") as fs, \
             Outbox(fs / "outbox.sqlite", DEFAULT_MAX_BYTES) as box, \
-            caplog.at_level(logging.INFO, logger="posdiag.outbox"):
+            caplog.at_level(logging.INFO, logger="posdiag.service.outbox"):
         filler = fill(fs)
         failures = 0
         for _ in range(300):  # more than the 118 of the field report

@@ -1,4 +1,4 @@
-"""The daemon's timing pieces (``posdiag.scheduler``): intervals after a reload, the worker."""
+"""The daemon's timing pieces (``service.scheduler``): intervals after a reload, the worker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from posdiag.scheduler import Periodic, Scheduler, Worker
+from posdiag.service.scheduler import Periodic, Scheduler, Worker
 
 
 class Clock:
@@ -90,8 +90,8 @@ def test_worker_runs_jobs_in_order_off_the_owner_thread_and_delivers_outcomes() 
 def test_a_worker_stuck_beyond_every_check_limit_stops_the_watchdog(tmp_path, caplog) -> None:
     """The daemon feeds the watchdog from its main loop; with checks on the worker, a worker
     job far past the sum of all check time limits must stop that too, so systemd restarts."""
-    from posdiag.daemon import STALL_MARGIN_S, Daemon
     from posdiag.runner import plan
+    from posdiag.service.daemon import STALL_MARGIN_S, Daemon
 
     fix = Path(__file__).resolve().parents[2] / "hardware-fixtures"
     cfg = tmp_path / "posdiag.toml"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from posdiag.sdnotify import STATUS_MAX_BYTES, Notifier, sanitize_status, socket_address
+from posdiag.service.sdnotify import STATUS_MAX_BYTES, Notifier, sanitize_status, socket_address
 
 
 class NotifySocket:
@@ -186,7 +186,7 @@ def test_full_receiver_queue_does_not_block(
     notifier = Notifier(path_socket.address, send_timeout_s=0.1)
     limit = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text()) + 1
     sent = 0
-    with caplog.at_level(logging.WARNING, logger="posdiag.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="posdiag.service.sdnotify"):
         start = time.monotonic()
         while notifier.status(f"n{sent}"):
             sent += 1
@@ -286,7 +286,7 @@ def test_empty_socket_variable_is_a_no_op() -> None:
 @pytest.mark.parametrize("value", ["vsock:2:1234", "relative/path", "@"])
 def test_unsupported_socket_forms_disable_with_a_warning(
         value: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="posdiag.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="posdiag.service.sdnotify"):
         notifier = Notifier.from_environment({"NOTIFY_SOCKET": value})
     assert not notifier.enabled
     assert notifier.ready() is False
@@ -304,7 +304,7 @@ def test_missing_socket_never_raises_and_logs_once(
         short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = short_dir / "gone"
     notifier = Notifier.from_environment({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
-    with caplog.at_level(logging.DEBUG, logger="posdiag.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="posdiag.service.sdnotify"):
         assert notifier.ready() is False
         assert notifier.watchdog() is False
         assert notifier.status("still here") is False
@@ -317,7 +317,7 @@ def test_missing_socket_never_raises_and_logs_once(
     server = NotifySocket(str(path))
     try:
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="posdiag.sdnotify"):
+        with caplog.at_level(logging.INFO, logger="posdiag.service.sdnotify"):
             assert notifier.watchdog()
         assert server.receive() == b"WATCHDOG=1"
         assert "reachable again" in caplog.text
@@ -325,7 +325,7 @@ def test_missing_socket_never_raises_and_logs_once(
         server.close()
     path.unlink()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="posdiag.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="posdiag.service.sdnotify"):
         assert notifier.watchdog() is False
     assert len(caplog.records) == 1
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from posdiag import payloads, schemas
+from posdiag import schemas
 from posdiag.cli import main
-from posdiag.commands import Command, CommandRejected
-from posdiag.daemon import Daemon
 from posdiag.diagnosis import diagnose_remote
+from posdiag.service import payloads
+from posdiag.service.commands import Command, CommandRejected
+from posdiag.service.daemon import Daemon
 
 FIX = Path(__file__).resolve().parents[2] / "hardware-fixtures"
 TREES = {"sysfs": str(FIX / "sysfs/battery-discharging-low"),

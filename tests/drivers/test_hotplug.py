@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from broker import Broker, Subscriber
 
-from posdiag import payloads, schemas
+from posdiag import schemas
 from posdiag.drivers.discovery import load_device_table, parse_device_table
 from posdiag.drivers.hotplug import Hotplug, describe
+from posdiag.service import payloads
 
 HERE = Path(__file__).resolve().parent
 UMOCKDEV = HERE.parents[1] / "hardware-fixtures" / "umockdev"

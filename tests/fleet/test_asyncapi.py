@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from posdiag import payloads, schemas
+from posdiag import schemas
 from posdiag.fleet.command import VERBS
+from posdiag.service import payloads
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 DOC = DOCS / "asyncapi.yaml"

@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from posdiag import payloads, report
+from posdiag import report
 from posdiag.cli import main
 from posdiag.fleet import (
     BrokerSettings,
@@ -34,6 +34,7 @@ from posdiag.fleet import (
     topic_filters,
 )
 from posdiag.results import CheckResult, Status
+from posdiag.service import payloads
 
 REPO = Path(__file__).resolve().parents[2]
 _ids = itertools.count()

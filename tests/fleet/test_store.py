@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from posdiag import payloads
 from posdiag.fleet import Outcome, Retention, StorageError, Store
 from posdiag.report import rfc3339
 from posdiag.results import CheckResult, Status
+from posdiag.service import payloads
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 NOW = T0.timestamp()

@@ -28,19 +28,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from posdiag import payloads, report
+from posdiag import report
 from posdiag.checks import REGISTRY
 from posdiag.checks.base import AnySpec
-from posdiag.commands import Command, CommandRejected, parse, shown
 from posdiag.config import Config, as_dict, load
 from posdiag.errors import ConfigError
 from posdiag.paths import Roots
 from posdiag.results import CheckResult, Status
 from posdiag.runner import plan, run_checks
-from posdiag.scheduler import Periodic, Scheduler, Worker
-from posdiag.tally import Tally
+from posdiag.service import payloads
+from posdiag.service.commands import Command, CommandRejected, parse, shown
+from posdiag.service.scheduler import Periodic, Scheduler, Worker
+from posdiag.service.tally import Tally
 
-log = logging.getLogger("posdiag.daemon")
+log = logging.getLogger("posdiag.service.daemon")
 
 # Which check looks at a kind of device (a bridge serves the kind its table entry names).
 DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
@@ -119,9 +120,9 @@ class Daemon:
 
     # -- life cycle -----------------------------------------------------------------------------
     def run(self) -> int:
-        from posdiag.mqtt import Link
-        from posdiag.outbox import Outbox, OutboxCorrupt, OutboxError
-        from posdiag.sdnotify import Notifier
+        from posdiag.service.mqtt import Link
+        from posdiag.service.outbox import Outbox, OutboxCorrupt, OutboxError
+        from posdiag.service.sdnotify import Notifier
 
         self.notifier = Notifier.from_environment(self.environ)
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -436,7 +437,7 @@ class Daemon:
             outbox=self.outbox.health(), uptime_s=time.monotonic() - self.started))
 
     def _put(self, kind: str, build: Any) -> int:
-        from posdiag.outbox import MessageRefused, OutboxError
+        from posdiag.service.outbox import MessageRefused, OutboxError
 
         def encoded(seq: int) -> bytes:
             doc = build(seq)
@@ -506,7 +507,7 @@ class Daemon:
         self.heartbeat.update(d.heartbeat_s, jitter=jitter)
         self.report_timer.update(d.report_s, jitter=jitter)
         if (new.mqtt, new.terminal_id) != (old.mqtt, old.terminal_id):
-            from posdiag.mqtt import Link
+            from posdiag.service.mqtt import Link
 
             log.info("broker settings changed: reconnecting")
             offline = payloads.dumps(payloads.status(old.terminal_id, "offline", self.boot_id))
@@ -533,7 +534,7 @@ class Daemon:
         self.notifier.ready()
 
     def _new_link(self, link_cls: Any) -> Any:
-        from posdiag.mqtt import Backoff
+        from posdiag.service.mqtt import Backoff
 
         tid = self.config.terminal_id
         d = self.config.daemon

@@ -52,7 +52,7 @@ from pathlib import Path
 from types import TracebackType
 
 from posdiag.errors import PosdiagError
-from posdiag.payloads import KINDS, OutboxHealth
+from posdiag.service.payloads import KINDS, OutboxHealth
 
 log = logging.getLogger(__name__)
 

@@ -69,8 +69,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from posdiag.config import MqttConfig
-from posdiag.payloads import Topics
-from posdiag.tally import Tally
+from posdiag.service.payloads import Topics
+from posdiag.service.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class OutboxMessage(Protocol):
 
 
 class OutboxLike(Protocol):
-    """What the link needs from ``posdiag.outbox.Outbox`` (called from the link's thread)."""
+    """What the link needs from ``service.outbox.Outbox`` (called from the link's thread)."""
 
     def pending(self, limit: int, *, after_seq: int = 0) -> Sequence[OutboxMessage]: ...
 

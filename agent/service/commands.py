@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from posdiag.errors import CommandRejected
+
+__all__ = ["Command", "CommandRejected", "parse", "shown", "topic_name_problem"]
+
 MAX_PAYLOAD = 4096
 VERBS: Mapping[str, frozenset[str]] = {
     "ping": frozenset(),
@@ -35,17 +39,6 @@ class Command:
     response_topic: str | None = None
     correlation: bytes | None = None
     ticket: int | None = None  # the MQTT link's handle for acknowledging this delivery
-
-
-class CommandRejected(Exception):
-    """A command that will not run; ``code`` is one of reply.json's error codes, unless
-    ``answerable`` is false: then no reply can be sent and ``code`` only names the case."""
-
-    def __init__(self, code: str, message: str, *, answerable: bool = True) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.answerable = answerable
 
 
 def shown(text: str, limit: int = SHOWN_CHARS) -> str:
