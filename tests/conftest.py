@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def healthy_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The healthy rootfs tree on a private 64 MiB tmpfs: ``statvfs`` of ``/`` and
+    ``/var/lib/posdiag`` then gives the same free space on every run and every machine, instead of
+    this machine's disk (nearly full on a build machine, and changing while other tests write)."""
+    where = tmp_path_factory.mktemp("healthy-rootfs")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "posdiag-test",
+                    str(where)], check=True)
+    try:
+        shutil.copytree(FIXTURES / "rootfs" / "healthy-terminal", where, symlinks=True,
+                        dirs_exist_ok=True)
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
 
 
 def run_check(spec, *, sysfs: Path | None = None, procfs: Path | None = None,

@@ -11,10 +11,17 @@ from posdiag import schemas
 from posdiag.cli import EX_USAGE, main
 
 FIX = Path(__file__).resolve().parents[2] / "hardware-fixtures"
-HEALTHY = ["--sysfs", str(FIX / "sysfs/healthy-terminal"),
-           "--procfs", str(FIX / "procfs/healthy-terminal"),
-           "--rootfs", str(FIX / "rootfs/healthy-terminal")]
-ON_BATTERY = ["--sysfs", str(FIX / "sysfs/battery-discharging-low"), *HEALTHY[2:]]
+
+
+@pytest.fixture
+def healthy(healthy_rootfs: Path) -> list[str]:
+    return ["--sysfs", str(FIX / "sysfs/healthy-terminal"),
+            "--procfs", str(FIX / "procfs/healthy-terminal"), "--rootfs", str(healthy_rootfs)]
+
+
+@pytest.fixture
+def on_battery(healthy: list[str]) -> list[str]:
+    return ["--sysfs", str(FIX / "sysfs/battery-discharging-low"), *healthy[2:]]
 
 
 @pytest.fixture
@@ -49,9 +56,9 @@ def test_symptom_list_as_json(capsys, config) -> None:
     assert rows[0]["name_zh_CN"] == "刷卡失败" and "读卡失败" in rows[0]["aliases"]
 
 
-def test_text_output_ranks_causes_with_evidence_and_ends_with_the_most_likely(capsys,
+def test_text_output_ranks_causes_with_evidence_and_ends_with_the_most_likely(on_battery, capsys,
                                                                              config) -> None:
-    code = main(["diagnose", "power", *ON_BATTERY, *config])
+    code = main(["diagnose", "power", *on_battery, *config])
     out = capsys.readouterr().out
     lines = out.rstrip().splitlines()
     assert lines[-1] == "Most likely cause: Battery almost empty"
@@ -62,8 +69,8 @@ def test_text_output_ranks_causes_with_evidence_and_ends_with_the_most_likely(ca
     assert code == 1  # the evidence is a warning
 
 
-def test_chinese_alias_and_language(capsys, config) -> None:
-    code = main(["diagnose", "电量不足", "--lang", "zh_CN", *ON_BATTERY, *config])
+def test_chinese_alias_and_language(on_battery, capsys, config) -> None:
+    code = main(["diagnose", "电量不足", "--lang", "zh_CN", *on_battery, *config])
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1] == "最可能的原因: 电池电量不足"
     assert "battery_low: 电池 BAT0 电量 12%（20% 即为偏低）" in out
@@ -71,19 +78,19 @@ def test_chinese_alias_and_language(capsys, config) -> None:
     assert code == 1
 
 
-def test_language_from_the_environment_and_the_config(capsys, config, tmp_path,
+def test_language_from_the_environment_and_the_config(on_battery, capsys, config, tmp_path,
                                                       monkeypatch) -> None:
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
-    main(["diagnose", "power", *ON_BATTERY, *config])
+    main(["diagnose", "power", *on_battery, *config])
     assert "最可能的原因" in capsys.readouterr().out
     cfg = tmp_path / "en.toml"
     cfg.write_text('[terminal]\nlang = "en"\n')
-    main(["diagnose", "power", *ON_BATTERY, "--config", str(cfg)])
+    main(["diagnose", "power", *on_battery, "--config", str(cfg)])
     assert "Most likely cause" in capsys.readouterr().out  # the config beats LANG
 
 
-def test_no_fault_found_says_what_to_try_and_exits_0(capsys, config) -> None:
-    assert main(["diagnose", "power", *HEALTHY, *config]) == 0
+def test_no_fault_found_says_what_to_try_and_exits_0(healthy, capsys, config) -> None:
+    assert main(["diagnose", "power", *healthy, *config]) == 0
     out = capsys.readouterr().out
     assert "No fault found" in out and "What to try next:" in out
     assert out.rstrip().splitlines()[-1] == \
@@ -91,8 +98,8 @@ def test_no_fault_found_says_what_to_try_and_exits_0(capsys, config) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh_CN"])
-def test_json_is_one_document_valid_against_the_schema(capsys, config, lang) -> None:
-    code = main(["diagnose", "power", "--json", "--lang", lang, *ON_BATTERY, *config])
+def test_json_is_one_document_valid_against_the_schema(on_battery, capsys, config, lang) -> None:
+    code = main(["diagnose", "power", "--json", "--lang", lang, *on_battery, *config])
     doc = json.loads(capsys.readouterr().out)
     schemas.validate("diagnosis", doc)
     assert doc["schema"] == "posdiag.diagnosis/1" and doc["terminal_id"] == "T-DIAG"
