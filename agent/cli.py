@@ -234,7 +234,8 @@ def cmd_selftest(ns: argparse.Namespace) -> int:
     known = {s.name for s in REGISTRY}
     unknown = [n for n in ns.check if n not in known]
     if unknown:
-        raise UsageError(f"unknown check {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise UsageError(f"unknown check {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(sorted(known))})")
 
     renderer = None
     if not ns.json:

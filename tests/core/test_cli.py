@@ -49,7 +49,7 @@ def test_usage_error_is_64_not_a_status_code():
 def test_unknown_check_name(tmp_path):
     p = posdiag("selftest", "--config", config_file(tmp_path, ""), "--check", "nosuch")
     assert p.returncode == 64
-    assert "unknown check nosuch" in p.stderr and "Traceback" not in p.stderr
+    assert "unknown check 'nosuch'" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_missing_root_dir(tmp_path):
