@@ -239,7 +239,9 @@ def cmd_selftest(ns: argparse.Namespace) -> int:
 
     renderer = None
     if not ns.json:
-        renderer = Renderer(_texts(ns, cfg))  # type: ignore[arg-type]
+        # The name column fits the longest check name, so no row pushes its columns right.
+        renderer = Renderer(_texts(ns, cfg),  # type: ignore[arg-type]
+                            name_width=max(len(s.name) for s in REGISTRY))
         renderer.header(cfg.terminal_id)
     results = run_checks(REGISTRY, cfg, roots, only=ns.check,
                          on_result=renderer.progress if renderer else None)
