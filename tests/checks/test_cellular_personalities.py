@@ -35,6 +35,9 @@ EXPECTED: dict[str, tuple[Status, str, dict[str, Any]]] = {
     "wavecom-m1306b-430e09gm.3/cpin-no-ok": (Status.OK, "ok", {
         "sim_state": "ready", "modem_manufacturer": "WAVECOM MODEM",
         "modem_model": "MULTIBAND 900E 1800", "operator": "Orange F", "cereg_stat": None}),
+    "quectel-rm500q-RM500QGLABR11A06M4G/nr5g-sa-registered": (Status.OK, "ok", {
+        "c5greg_stat": 1, "cereg_stat": 0, "registration": "home", "modem_model": "RM500Q-GL",
+        "operator": "CHINA MOBILE", "unreadable_fields": None}),
     "ublox-sara-u201-23.60/verbose-cme-no-sim": (Status.FAIL, "sim_missing", {
         "sim_state": "not_inserted", "modem_model": "SARA-U201"}),
 }
