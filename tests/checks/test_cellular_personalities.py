@@ -116,3 +116,10 @@ def test_silent_recorded_modem_still_costs_one_bounded_timeout() -> None:
         result = run_check(SPEC, port=sim.port, required=True, **FAST)
     assert (result.status, result.reason) == (Status.FAIL, "timeout")
     assert bytes(sim.received).count(b"AT\r") == 2
+
+
+def test_c5greg_is_asked_of_5g_modules_only() -> None:
+    _, nr = checked("quectel-rm500q-RM500QGLABR11A06M4G/nr5g-sa-registered")
+    _, lte = checked("quectel-ec25-EC25EFAR06A06M4G/urc-during-creg")
+    assert b"AT+C5GREG?\r" in nr.received
+    assert b"C5GREG" not in lte.received  # a 4G module would spend a command on ERROR
