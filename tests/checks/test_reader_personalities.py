@@ -124,3 +124,35 @@ def test_recorded_pn532_error_frame_is_a_protocol_error_after_the_firmware() -> 
 def test_unknown_personality_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="tag-present"):
         Pn532Simulator(personality="nxp-pn532-v1.6/nope")
+
+
+# -- by name from the command line -------------------------------------------------------------
+
+def test_serve_lists_and_serves_a_personality_by_name() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[2] / "hardware-fixtures"
+    env = {**os.environ, "PYTHONPATH": f"{fixtures}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    listed = subprocess.run([sys.executable, "-m", "simulators.serve", "pn532", "--list"],
+                            capture_output=True, text=True, env=env, timeout=30, check=True)
+    assert "nxp-pn532-v1.6/tag-present" in listed.stdout.split()
+    unknown = subprocess.run([sys.executable, "-m", "simulators.serve", "pn532",
+                              "--personality", "nope/none"],
+                             capture_output=True, text=True, env=env, timeout=30)
+    assert unknown.returncode == 2 and "--list" in unknown.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "simulators.serve", "pn532", "--personality",
+                             "nxp-pn532-v1.6/no-tag"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()
+        r = run_check(contactless.SPEC, port=port, required=True, ack_timeout_s=0.5,
+                      card_scan=True)
+        assert (r.status, r.reason) == (Status.OK, "ok")
+        assert r.metrics["card_present"] is False
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
