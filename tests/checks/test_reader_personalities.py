@@ -156,3 +156,20 @@ def test_serve_lists_and_serves_a_personality_by_name() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
+
+
+def test_a_swipe_with_no_readable_track_names_that() -> None:
+    with IdTechMsrSimulator(personality="idtech-minimag-rs232/idtech-format-two-tracks") as sim:
+        def noise() -> None:
+            while len(sim.commands) < PROBE_COMMANDS:
+                time.sleep(0.01)
+            time.sleep(0.1)
+            sim.send(b"\x7f\x7f\r")  # a swipe too fast or crooked: bytes, but no track
+
+        thread = threading.Thread(target=noise, daemon=True)
+        thread.start()
+        r = run_check(card_reader.SPEC, port=sim.port, required=True, swipe_wait_s=1.5)
+        thread.join()
+    assert (r.status, r.reason) == (Status.WARN, "msr_track_unreadable")
+    assert r.metrics["swipe_tracks_read"] == 0
+    assert "no track" in r.summary
