@@ -18,9 +18,10 @@ from posdiag.checks.device import POLL_S, DeviceConfig, add_driver_error, descri
 from posdiag.config import between, rule
 from posdiag.drivers.errors import DriverError
 from posdiag.results import CheckResult, Verdict
+from posdiag.summary import Summary
 
 if TYPE_CHECKING:
-    from posdiag.drivers.msr import MsrFirmware, MsrProbe
+    from posdiag.drivers.msr import MsrFirmware, MsrProbe, SwipeResult
 
 WHAT = "card reader"
 HINT_CONNECTION = "card_reader.check_connection"
@@ -81,6 +82,9 @@ class CardReaderConfig(DeviceConfig):
     output_format: Literal["", "idtech", "uic", "magtek"] = ""
     # The reader answers within 5 ms; the rest is margin for USB-serial adapters.
     reply_timeout_s: float = rule(between(0.05, 2.0), 0.5)
+    # Off by default: waiting would take a merchant's swipe. A technician sets it to have the
+    # periodic check read one test swipe (verdicts only, DESIGN §6).
+    swipe_wait_s: float = rule(between(0.0, 2.0), 0.0)
 
 
 def run(ctx: CheckContext, cfg: CardReaderConfig) -> CheckResult:
@@ -91,14 +95,17 @@ def run(ctx: CheckContext, cfg: CardReaderConfig) -> CheckResult:
     for key, value in describe(where).items():
         v.metric(key, value)
     try:
-        probe = _probe(ctx, cfg, where.port)
+        probe, swipe = _probe(ctx, cfg, where.port)
     except DriverError as err:
         add_driver_error(v, err, WHAT, HINT_CONNECTION)
         return v.result("")
+    if swipe is not None:
+        judge_swipe(v, swipe)
     return _judge(v, cfg, probe, where.port)
 
 
-def _probe(ctx: CheckContext, cfg: CardReaderConfig, port_name: str) -> MsrProbe:
+def _probe(ctx: CheckContext, cfg: CardReaderConfig,
+           port_name: str) -> tuple[MsrProbe, SwipeResult | None]:
     # The driver is imported only here: a terminal without a reader never loads it.
     from posdiag.drivers.msr import IdTechMsr
     from posdiag.drivers.msr.idtech import WRITE_TIMEOUT_S
@@ -109,7 +116,27 @@ def _probe(ctx: CheckContext, cfg: CardReaderConfig, port_name: str) -> MsrProbe
         reader = IdTechMsr(port, device=port_name, reply_timeout_s=cfg.reply_timeout_s)
         # A swipe arriving now is consumed and wiped by the driver, never returned.
         with port.redact():
-            return reader.probe()
+            probe = reader.probe()
+            swipe = None
+            if cfg.swipe_wait_s > 0 and probe.reading_enabled is not False:
+                swipe = reader.wait_for_swipe(cfg.swipe_wait_s)
+            return probe, swipe
+
+
+def judge_swipe(v: Verdict, swipe: SwipeResult) -> None:
+    """A swipe whose tracks cannot all be read: name the tracks and fields (never their data)."""
+    bad = [t.track for t in swipe.tracks
+           if t.present and not (t.structure_ok and t.lrc_ok is not False)]
+    v.metric("swipe_tracks_read", sum(1 for t in swipe.tracks if t.present))
+    v.metric("unreadable_tracks", ",".join(map(str, bad)) if bad else None)
+    v.metric("unreadable_fields", ", ".join(swipe.unreadable_fields) or None)
+    if not any(t.present for t in swipe.tracks):
+        v.warn("msr_track_unreadable", Summary("card_reader.no_track_read"),
+               "card_reader.clean_head")
+    elif bad:
+        # A dirty or worn card gives the same verdict: warn, the technician swipes another.
+        v.warn("msr_track_unreadable", Summary("card_reader.track_unreadable",
+                                               tracks=tuple(bad)), "card_reader.clean_head")
 
 
 def _judge(v: Verdict, cfg: CardReaderConfig, probe: MsrProbe, port: str) -> CheckResult:
@@ -156,4 +183,5 @@ def _check_firmware(v: Verdict, cfg: CardReaderConfig, firmware: MsrFirmware | N
 
 # Silent reader: one reply timeout (≤ 2 s). Slowest healthy probe: two replies at the timeout
 # plus the 80 ms command gap.
-SPEC = CheckSpec("card_reader", run, CardReaderConfig, timeout_s=6.0)
+# plus 2 s for the optional test swipe and its quiet tail.
+SPEC = CheckSpec("card_reader", run, CardReaderConfig, timeout_s=8.0)

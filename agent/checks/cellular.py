@@ -99,6 +99,8 @@ def _metrics(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
     # or unreadable (then named in unreadable_fields).
     for key, reg in (("creg_stat", r.creg), ("cgreg_stat", r.cgreg), ("cereg_stat", r.cereg)):
         v.metric(key, int(reg.stat) if reg is not None and reg.stat is not None else None)
+    if r.c5greg is not None:  # asked of 5G modules only
+        v.metric("c5greg_stat", int(r.c5greg.stat) if r.c5greg.stat is not None else None)
     best = r.best
     v.metric("registration",
              best.stat.name.lower() if best is not None and best.stat is not None else None)
@@ -188,7 +190,7 @@ def _not_registered(v: Verdict, regs: list[Registration]) -> None:
            "cellular.wait_for_network")
 
 
-_REG_PREFIXES = ("+CREG", "+CGREG", "+CEREG")
+_REG_PREFIXES = ("+CREG", "+CGREG", "+CEREG", "+C5GREG")
 
 
 def _registration_finding(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> None:
@@ -200,7 +202,7 @@ def _registration_finding(v: Verdict, p: ModemProbe, cfg: CellularConfig) -> Non
     from posdiag.drivers.modem import RegistrationStat
 
     r = p.registration
-    packet = [x for x in (r.cereg, r.cgreg) if x is not None]
+    packet = [x for x in (r.c5greg, r.cereg, r.cgreg) if x is not None]
     # A payment terminal needs data: judge the packet domains when the modem has them.
     judged = packet or [x for x in (r.creg,) if x is not None]
     unreadable_reg = any(u.startswith(("AT+C", *_REG_PREFIXES)) and ("REG" in u.split()[0])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 
@@ -92,9 +93,20 @@ class Signal:
         return self.quectel.sinr_db if self.quectel else None
 
 
+# Model names of 5G (NR) modules: Quectel RG/RM5xx, SIMCom SIM82xx/83xx, Sierra EM919x/EM7690,
+# Fibocom FM150/FM160/FG1xx, Telit FN980/FN990, Huawei MH50xx.
+_5G_MODEL = re.compile(r"^(RG5|RM5|RM2|SIM8[23]|EM919|EM76|FM1[56]0|FG1|FN9[89]|MH50)", re.I)
+
+
+def is_5g_model(model: str | None) -> bool:
+    """The module reports a model name known to be 5G, so it answers +C5GREG."""
+    return bool(model and _5G_MODEL.match(model.strip()))
+
+
 @dataclass(frozen=True)
 class Registrations:
-    """Registration per domain: circuit switched (+CREG), GPRS (+CGREG), EPS/LTE (+CEREG).
+    """Registration per domain: circuit switched (+CREG), GPRS (+CGREG), EPS/LTE (+CEREG),
+    5GS (+C5GREG, asked of 5G modules only).
 
     A field is None when the modem does not support that command (e.g. no +CEREG on a 2G module).
     """
@@ -102,16 +114,18 @@ class Registrations:
     creg: Registration | None = None
     cgreg: Registration | None = None
     cereg: Registration | None = None
+    c5greg: Registration | None = None
 
     def __post_init__(self) -> None:
-        for name, expected in (("creg", "+CREG"), ("cgreg", "+CGREG"), ("cereg", "+CEREG")):
+        for name, expected in (("creg", "+CREG"), ("cgreg", "+CGREG"), ("cereg", "+CEREG"),
+                               ("c5greg", "+C5GREG")):
             value: Registration | None = getattr(self, name)
             if value is not None and value.command != expected:
                 raise ValueError(f"{name} holds a {value.command} answer")
 
     def _known(self) -> list[Registration]:
-        # LTE first: on an LTE module it is the domain that carries data.
-        return [r for r in (self.cereg, self.cgreg, self.creg) if r is not None]
+        # Newest first: on a 5G or LTE module that is the domain that carries data.
+        return [r for r in (self.c5greg, self.cereg, self.cgreg, self.creg) if r is not None]
 
     @property
     def registered(self) -> bool:
@@ -120,7 +134,8 @@ class Registrations:
     @property
     def data_registered(self) -> bool:
         """Registered in a packet domain (GPRS or EPS), i.e. mobile data can work."""
-        return any(r.registered for r in (self.cereg, self.cgreg) if r is not None)
+        return any(r.registered for r in (self.c5greg, self.cereg, self.cgreg)
+                   if r is not None)
 
     @property
     def roaming(self) -> bool:
@@ -374,10 +389,13 @@ class Modem:
         self._unreadable.extend(reg.unreadable)
         return reg
 
-    def registration(self) -> Registrations:
+    def registration(self, *, five_g: bool = False) -> Registrations:
+        """``five_g``: also ask +C5GREG? (27.007 §10.1.51); older modules would only spend a
+        command on an ERROR there."""
         return Registrations(creg=self._registration("+CREG"),
                              cgreg=self._registration("+CGREG"),
-                             cereg=self._registration("+CEREG"))
+                             cereg=self._registration("+CEREG"),
+                             c5greg=self._registration("+C5GREG") if five_g else None)
 
     def operator(self, charset: str | None = None) -> Operator | None:
         """+COPS?, the name decoded from ``charset`` (+CSCS); optional."""
@@ -409,7 +427,7 @@ class Modem:
             sim = self.sim_state()
             manufacturer = (identity.manufacturer or "").lower()
             signal = self.signal(quectel="quectel" in manufacturer)
-            registration = self.registration()
+            registration = self.registration(five_g=is_5g_model(identity.model))
             charset = self.charset()
             operator = self.operator(charset)
         except ProtocolError as exc:

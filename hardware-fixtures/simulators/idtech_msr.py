@@ -35,6 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 
+from simulators import umockdev_script
 from simulators.pty_device import PtyDevice
 
 STX, ETX, ACK, NAK, DLE, CR = 0x02, 0x03, 0x06, 0x15, 0x10, 0x0D
@@ -86,12 +87,35 @@ def track_lrc_char(track: str) -> str:
     return chr(code + low)
 
 
+def personality_names() -> list[str]:
+    """Every recorded swipe reader, as ``<product>/<scenario>``."""
+    return sorted(f"{p.parent.name}/{p.stem}"
+                  for p in umockdev_script.SERIAL_DIR.glob("*/*.script")
+                  if recorded_format(f"{p.parent.name}/{p.stem}") is not None)
+
+
+def recorded_format(name: str) -> str | None:
+    """The output format a recording is in, from its name; None for a non-reader recording."""
+    product, _, scenario = name.partition("/")
+    if product.startswith("magtek-"):
+        return "magtek"
+    if product.startswith("idtech-"):
+        return "uic" if scenario.startswith("uic-") else "idtech"
+    return None
+
+
 class IdTechMsrSimulator(PtyDevice):
     def __init__(self, *, silent: bool = False, slow_delay_s: float = 0.0, nak: bool = False,
                  bad_lrc: bool = False, reading_enabled: bool = True,
                  output_format: str = "idtech", firmware: str = DEFAULT_FIRMWARE,
-                 firmware_supported: bool = True, enforce_command_gap: bool = True) -> None:
+                 firmware_supported: bool = True, enforce_command_gap: bool = True,
+                 personality: str | None = None) -> None:
         super().__init__(silent=silent, slow_delay_s=slow_delay_s)
+        # A recorded reader (``serial/<product>/<scenario>.script``): its swipe output, sent by
+        # ``swipe_recorded()``, and the output format that output is in.
+        self.recording = None if personality is None else umockdev_script.load(personality)
+        if personality is not None:
+            output_format = recorded_format(personality)
         self.nak = nak
         self.bad_lrc = bad_lrc
         self.firmware = firmware
@@ -143,6 +167,13 @@ class IdTechMsrSimulator(PtyDevice):
         if fmt == b"2":
             out.append(CR)
         return bytes(out)
+
+    def swipe_recorded(self) -> None:
+        """Send the recording's swipe output byte for byte (when reading is switched on)."""
+        if self.recording is None:
+            raise ValueError("no personality loaded")
+        if not self.silent and self.settings[0x1A] == b"1":
+            self.send(self.recording.device_bytes)
 
     def swipe_during_command(self, track1: str | None, track2: str | None,
                              track3: str | None = None, *, on_command: int = 0,

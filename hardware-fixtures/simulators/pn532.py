@@ -28,7 +28,12 @@ is whole unless ``frame_fault_on_resend``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from simulators.pty_device import PtyDevice
+
+SERIAL_DIR = Path(__file__).resolve().parent.parent / "serial"
 
 ACK = bytes.fromhex("0000FF00FF00")
 ERROR = bytes.fromhex("0000FF01FF7F8100")
@@ -71,6 +76,41 @@ def response_bytes(payload: bytes, *, corrupt_dcs: bool = False) -> bytes:
     return b"\x00\x00\xff" + head + body + bytes([dcs]) + b"\x00"
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A PN532 transcript (``serial/<product>-<firmware>/<scenario>.frames``): for each host
+    command frame, the chip's frames in order (ACK, then response or error frame)."""
+
+    name: str
+    source: str
+    answers: dict[bytes, tuple[bytes, ...]]  # command payload (code first) → chip frames
+
+
+def personality_names() -> list[str]:
+    """Every recorded PN532, as ``<product>-<firmware>/<scenario>``."""
+    return sorted(f"{p.parent.name}/{p.stem}" for p in SERIAL_DIR.glob("*/*.frames"))
+
+
+def load_personality(name: str) -> Recording:
+    path = SERIAL_DIR / f"{name}.frames"
+    if not path.is_file():
+        raise ValueError(f"no recorded PN532 {name!r}; known: {personality_names()}")
+    lines = path.read_text(encoding="ascii").splitlines()
+    if not lines or not lines[0].startswith("# source: "):
+        raise ValueError(f"{path}: the first line must be '# source: ...'")
+    answers: dict[bytes, tuple[bytes, ...]] = {}
+    command: bytes | None = None
+    for line in lines:
+        if line.startswith("> "):
+            frame = bytes.fromhex(line[2:])
+            # payload = the frame's data after TFI D4 (normal frames only in recordings)
+            command = frame[6 : 5 + frame[3]]
+            answers[command] = ()
+        elif line.startswith("< ") and command is not None:
+            answers[command] += (bytes.fromhex(line[2:]),)
+    return Recording(name, lines[0][len("# source: "):], answers)
+
+
 class Pn532Simulator(PtyDevice):
     def __init__(self, *, silent: bool = False, slow_delay_s: float = 0.0,
                  firmware: tuple[int, int, int, int] = (0x32, 0x01, 0x06, 0x07),
@@ -80,8 +120,13 @@ class Pn532Simulator(PtyDevice):
                  ram_fail: bool = False, antenna_fault: bool = False,
                  unplug_after_ack: int | None = None, card_present: bool = False,
                  card_target: bytes = DEFAULT_CARD, ignore_retry_limit: bool = False,
-                 frame_fault: str | None = None, frame_fault_on_resend: bool = False) -> None:
+                 frame_fault: str | None = None, frame_fault_on_resend: bool = False,
+                 personality: str | Recording | None = None) -> None:
         super().__init__(silent=silent, slow_delay_s=slow_delay_s)
+        # A recorded chip: commands the recording holds get its frames byte for byte.
+        self.personality = (load_personality(personality) if isinstance(personality, str)
+                            else personality)
+        self.replayed: list[bytes] = []  # payloads answered from the recording
         if frame_fault is not None and frame_fault not in FRAME_FAULTS:
             raise ValueError(f"frame_fault must be one of {FRAME_FAULTS}")
         self.frame_fault = frame_fault
@@ -191,6 +236,9 @@ class Pn532Simulator(PtyDevice):
         code = payload[0]
         if self.no_ack or (not self.sam_configured and code != 0x14):
             return
+        if self.personality is not None and payload in self.personality.answers:
+            self._replay(payload, self.personality.answers[payload])
+            return
         self.send(ACK)
         if self.unplug_after_ack is not None and code == self.unplug_after_ack:
             self.unplug()
@@ -203,6 +251,20 @@ class Pn532Simulator(PtyDevice):
             self._send_error()
         elif answer:
             self._respond(answer)
+
+    def _replay(self, payload: bytes, frames: tuple[bytes, ...]) -> None:
+        self.replayed.append(payload)
+        if payload[0] == 0x14:
+            self.sam_configured = True
+        for frame in frames:
+            if frame == ACK:
+                self.send(frame)
+            elif frame == ERROR:
+                self._send_error()
+            else:
+                self._last_response = frame[6 : 5 + frame[3]]  # for a NACK re-send
+                self._last_was_error = False
+                self.send(frame)
 
     def _answer(self, code: int, params: bytes) -> bytes | None:
         """Response payload; None for the syntax error frame, b"" for no answer (yet)."""

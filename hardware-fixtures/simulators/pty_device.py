@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import errno
 import os
 import select
 import threading
@@ -55,6 +56,15 @@ class PtyDevice(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def release_slave(self) -> None:
+        """Close this process's handle on the slave side, so that a driver in another process
+        finds the port free (posdiag reports a tty open elsewhere as busy). Until a driver
+        opens it, reads on the master fail with EIO: the loop waits instead of ending."""
+        with self._lock:
+            if self._slave >= 0:
+                os.close(self._slave)
+                self._slave = -1
+
     def unplug(self) -> None:
         """Close the master side: the driver's next read or write fails like a pulled cable."""
         self._stop.set()
@@ -79,7 +89,10 @@ class PtyDevice(abc.ABC):
                 if not ready:
                     continue
                 data = os.read(fd, 4096)
-            except OSError:
+            except OSError as e:
+                if e.errno == errno.EIO and self._slave < 0 and self._master >= 0:
+                    time.sleep(0.05)  # released and no driver has the port open right now
+                    continue
                 return
             if not data:
                 continue

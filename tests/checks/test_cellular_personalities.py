@@ -35,6 +35,9 @@ EXPECTED: dict[str, tuple[Status, str, dict[str, Any]]] = {
     "wavecom-m1306b-430e09gm.3/cpin-no-ok": (Status.OK, "ok", {
         "sim_state": "ready", "modem_manufacturer": "WAVECOM MODEM",
         "modem_model": "MULTIBAND 900E 1800", "operator": "Orange F", "cereg_stat": None}),
+    "quectel-rm500q-RM500QGLABR11A06M4G/nr5g-sa-registered": (Status.OK, "ok", {
+        "c5greg_stat": 1, "cereg_stat": 0, "registration": "home", "modem_model": "RM500Q-GL",
+        "operator": "CHINA MOBILE", "unreadable_fields": None}),
     "ublox-sara-u201-23.60/verbose-cme-no-sim": (Status.FAIL, "sim_missing", {
         "sim_state": "not_inserted", "modem_model": "SARA-U201"}),
 }
@@ -113,3 +116,10 @@ def test_silent_recorded_modem_still_costs_one_bounded_timeout() -> None:
         result = run_check(SPEC, port=sim.port, required=True, **FAST)
     assert (result.status, result.reason) == (Status.FAIL, "timeout")
     assert bytes(sim.received).count(b"AT\r") == 2
+
+
+def test_c5greg_is_asked_of_5g_modules_only() -> None:
+    _, nr = checked("quectel-rm500q-RM500QGLABR11A06M4G/nr5g-sa-registered")
+    _, lte = checked("quectel-ec25-EC25EFAR06A06M4G/urc-during-creg")
+    assert b"AT+C5GREG?\r" in nr.received
+    assert b"C5GREG" not in lte.received  # a 4G module would spend a command on ERROR

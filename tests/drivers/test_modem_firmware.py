@@ -20,6 +20,7 @@ from posdiag.drivers.modem.at import (
     parse_response,
 )
 from posdiag.drivers.modem.charset import decode_gsm_hex, decode_text, decode_ucs2
+from posdiag.drivers.modem.device import is_5g_model
 from posdiag.drivers.modem.parse import (
     RegistrationStat,
     parse_ati,
@@ -210,3 +211,12 @@ def test_any_bytes_to_the_collector(data: bytes, command: str) -> None:
     except ProtocolError:
         return
     assert result is None or isinstance(result, AtResponse)
+
+
+@pytest.mark.parametrize(("model", "five_g"), [
+    ("RM500Q-GL", True), ("RG500Q-EA", True), ("SIM8262E-M2", True), ("EM9190", True),
+    ("FM150-AE", True), (" FN980m", True), ("EC25", False), ("BG96", False),
+    ("SIMCOM_SIM800C", False), ("SIM7600E", False), (None, False), ("", False),
+])
+def test_5g_models_are_asked_c5greg(model: str | None, five_g: bool) -> None:
+    assert is_5g_model(model) is five_g
