@@ -142,6 +142,7 @@ class Daemon:
         self.link.start()
         self.worker = Worker(lambda outcome: self.inbox.put(("done", outcome))).start()
         self.watcher = self._start_watcher()
+        self.recorder = self._start_recorder()
         self._put("event", lambda seq: payloads.agent_started(self.config.terminal_id, seq))
 
         d = self.config.daemon
@@ -216,6 +217,8 @@ class Daemon:
             self._reply(cmd, error=("busy", "the agent is stopping; ask again when it is back "
                                             "online"))
         self.worker.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
         self.rejections.flush(force=True)
         offline = payloads.dumps(payloads.status(self.config.terminal_id, "offline",
                                                  self.boot_id))
@@ -463,6 +466,16 @@ class Daemon:
         except (NotSupported, OSError) as e:
             log.warning("no hotplug events: %s", e)
             return None
+
+    def _start_recorder(self) -> Any:
+        from posdiag.service.recorder import Recorder
+
+        def cellular() -> Mapping[str, Any]:
+            r = self.results.get("cellular")  # read across threads: one dict lookup
+            return r.metrics if r is not None else {}
+
+        rec = Recorder.from_config(self.config, self.roots, cellular)
+        return rec.start() if rec is not None else None
 
     def _on_hotplug(self, ev: Any) -> None:
         self._put("event", lambda seq: payloads.device_event(
