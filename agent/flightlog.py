@@ -145,6 +145,11 @@ def decode(raw: bytes) -> Sample | None:
         return None
 
 
+def path_for(state_dir: str, configured: str = "") -> Path:
+    """Where the log lives: ``[recorder] path``, else ``flightlog.bin`` in the state dir."""
+    return Path(configured or str(Path(state_dir) / "flightlog.bin"))
+
+
 def file_size(slots: int) -> int:
     """Bytes on disk for ``slots`` minutes; fixed for the file's whole life."""
     return HEADER_SIZE + slots * RECORD_SIZE

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from posdiag.config import Config, RecorderConfig
-from posdiag.flightlog import MINUTES_72H, FlightLog, FlightLogError, Sample, minute_of
+from posdiag.flightlog import MINUTES_72H, FlightLog, FlightLogError, Sample, minute_of, path_for
 from posdiag.paths import Roots
 
 log = logging.getLogger("posdiag.recorder")
@@ -37,7 +37,7 @@ class ProbeHost:
 
 
 def log_path(cfg: Config) -> Path:
-    return Path(cfg.recorder.path or str(Path(cfg.paths.state_dir) / "flightlog.bin"))
+    return path_for(cfg.paths.state_dir, cfg.recorder.path)
 
 
 def slots(rc: RecorderConfig) -> int:
