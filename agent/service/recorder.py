@@ -221,11 +221,12 @@ class Recorder:
         self.log.close()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:  # the first sample at once: a restart leaves no extra missing minute
             try:
                 self.tick()
             except Exception:  # a sampling bug must not end the recorder for good
                 log.exception("flight recorder sample failed")
             now = self.clock()
-            # A few seconds into the next minute, so the sample lands in that minute's slot.
-            self._stop.wait(max(1.0, 60 - now % 60 + 1))
+            # A second into the next minute, so the sample lands in that minute's slot.
+            if self._stop.wait(max(1.0, 60 - now % 60 + 1)):
+                return
