@@ -7,7 +7,7 @@ the remote ``history`` command agree on what a window is.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,35 @@ def window(now: float, *, since: str | None = None, at: str | None = None
         t = parse_at(at, now)
         return t - AROUND_MIN * 60, t + AROUND_MIN * 60
     return now - (parse_duration(since) if since is not None else 3600), now
+
+
+def remote_window(now: float, args: Mapping[str, Any]) -> tuple[float, float]:
+    """The window of a remote ``history`` command (arguments already checked): ``minutes``
+    (default 60) centred on ``at``, starting at ``since``, or ending now."""
+    span = int(args.get("minutes", 60)) * 60
+    if args.get("at") is not None:
+        t = parse_at(str(args["at"]), now)
+        return t - span / 2, t + span / 2 - 60
+    if args.get("since") is not None:
+        text = str(args["since"])
+        try:
+            t0 = now - parse_duration(text)
+        except UsageError:
+            t0 = parse_at(text, now)
+        return t0, min(now, t0 + span - 60)
+    return now - span + 60, now
+
+
+def to_rows(minutes: Iterable[tuple[int, Sample | None]], t0: float, t1: float
+            ) -> dict[str, Any]:
+    """The compact form for a reply: one list per recorded minute, in ``fields`` order (about
+    70 bytes a minute in JSON instead of 300)."""
+    got = list(minutes)
+    fields = list(Sample.__dataclass_fields__)
+    return {"schema": "posdiag.history/1", "from": _iso(t0), "to": _iso(t1),
+            "minutes": len(got), "missing": sum(1 for _m, s in got if s is None),
+            "fields": fields,
+            "rows": [[getattr(s, f) for f in fields] for _m, s in got if s is not None]}
 
 
 def spark(values: Sequence[float | None], lo: float | None = None,

@@ -46,7 +46,7 @@ log = logging.getLogger("posdiag.service.daemon")
 # Which check looks at a kind of device (a bridge serves the kind its table entry names).
 DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
                  "cellular": "cellular", "printer": "printer", "chip_reader": "chip_reader"}
-CAPABILITIES = ("ping", "selftest", "report", "diagnose")
+CAPABILITIES = ("ping", "selftest", "report", "diagnose", "history")
 EX_CANTCREAT = 73
 SHUTDOWN_BUDGET_S = 4.0
 WAIT_CAP_S = 0.5
@@ -288,6 +288,8 @@ class Daemon:
                                    partial(self._command_failed, cmd))
             elif cmd.verb == "report":
                 self._answer(cmd, result=self._enqueue_report())
+            elif cmd.verb == "history":
+                self._answer(cmd, result=self._history(cmd))
             elif cmd.verb == "diagnose":
                 self.worker.submit(partial(self._diagnose, cmd),
                                    lambda doc: self._answer(cmd, result=doc),
@@ -310,6 +312,19 @@ class Daemon:
             if self._open.pop(id(cmd), None) is None:
                 return  # already answered (busy, while stopping)
         self._reply(cmd, result=result, error=error)
+
+    def _history(self, cmd: Command) -> dict[str, Any]:
+        """A window of the flight log, read here: at most 180 records, well under a millisecond."""
+        from posdiag import history
+        from posdiag.flightlog import FlightLog, FlightLogError, path_for
+
+        t0, t1 = history.remote_window(time.time(), cmd.args)
+        path = path_for(self.config.paths.state_dir, self.config.recorder.path)
+        try:
+            with FlightLog.open(path) as fl:
+                return history.to_rows(fl.minutes(t0, t1), t0, t1)
+        except FlightLogError as e:
+            raise CommandRejected("failed", f"no flight log: {e}") from None
 
     def _diagnose(self, cmd: Command) -> dict[str, Any]:
         try:
