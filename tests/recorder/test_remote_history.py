@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,14 @@ def test_history_window_over_mqtt(tmp_path: Path, broker: Broker) -> None:
             assert (r["ok"], r["error"]["code"]) == (False, "bad_payload")
             assert "1-180" in r["error"]["message"]
             assert len(json.dumps(request(sub, b'{"minutes": 180}')).encode()) < 20_000
+            fleet = subprocess.run(
+                [sys.executable, "-m", "posdiag", "fleet", "command", "T-0001", "history",
+                 "--since", "3h", "--minutes", "10", "--host", "127.0.0.1", "--port",
+                 str(broker.port), "--no-tls", "--timeout", "20"],
+                capture_output=True, text=True, timeout=60)
+            assert fleet.returncode == 0, fleet.stderr
+            reply = json.loads(fleet.stdout)
+            assert reply["verb"] == "history" and reply["result"]["minutes"] == 10
         finally:
             rc, _ = agent.terminate()
     assert rc == 0
