@@ -56,8 +56,10 @@ WORKER_VERBS = frozenset({"selftest", "diagnose"})  # these run checks, on the w
 MAX_QUICK_COMMANDS = 64  # ping/report waiting; the link's Receive Maximum keeps it far lower
 STALL_MARGIN_S = 60.0  # a worker job this far past the sum of all check time limits is stuck
 # Read once at start: a reload cannot change them (the outbox is open; moving it would split
-# the seq and its undelivered messages between two files).
-RESTART_KEYS = ("outbox.path", "outbox.max_bytes", "paths.state_dir")
+# the seq and its undelivered messages between two files; the flight log is open and sized).
+RESTART_KEYS = ("outbox.path", "outbox.max_bytes", "paths.state_dir", "recorder.enabled",
+                "recorder.path", "recorder.hours", "recorder.probe_host",
+                "recorder.probe_interval_s", "recorder.probe_timeout_s")
 
 
 @dataclass
@@ -319,7 +321,8 @@ class Daemon:
         from posdiag.flightlog import FlightLog, FlightLogError, path_for
 
         t0, t1 = history.remote_window(time.time(), cmd.args)
-        path = path_for(self.config.paths.state_dir, self.config.recorder.path)
+        started = self._started_config  # the file in use, whatever a reload said since
+        path = path_for(started.paths.state_dir, started.recorder.path)
         try:
             with FlightLog.open(path) as fl:
                 return history.to_rows(fl.minutes(t0, t1), t0, t1)
