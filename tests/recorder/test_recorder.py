@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -168,3 +169,43 @@ def test_the_thread_samples_without_waiting_a_minute(tmp_path: Path, roots: Root
     rec.stop()
     with FlightLog.open(tmp_path / "state" / "flightlog.bin") as fl:
         assert len(fl.window(T0, T0 + 59)) == 1
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs
+    until its timeout, as to a payment host behind a black-holing firewall."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    try:
+        yield port
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
+
+
+def test_a_black_holed_host_times_out_within_the_budget_off_the_callers_thread(
+        tmp_path: Path, roots: Roots, silent_port: int) -> None:
+    started = time.monotonic()
+    outcome = tcp_round_trip(ProbeHost("127.0.0.1", silent_port), 0.5)[0]
+    took = time.monotonic() - started
+    assert outcome == "timeout" and 0.4 < took < 1.5
+    cfg = make_config(tmp_path, probe_host=f"127.0.0.1:{silent_port}", probe_timeout_s=1.0)
+    rec = Recorder.from_config(cfg, roots, clock=lambda: T0 + 1)
+    assert rec is not None
+    t = time.monotonic()
+    rec.start()  # the daemon's loop goes on at once; the probe waits on the recorder's thread
+    assert time.monotonic() - t < 0.2
+    rec.stop()
+    with FlightLog.open(tmp_path / "state" / "flightlog.bin") as fl:
+        (s,) = fl.window(T0, T0 + 59)
+    assert (s.rtt, s.rtt_ms, s.link_up) == ("timeout", None, True)
