@@ -113,6 +113,8 @@ def parse(verb: str, payload: bytes, *, response_topic: str | None = None,
 def _check_history(args: Mapping[str, Any]) -> None:
     """``since`` (a duration like "2h" or an ISO time), ``at`` (HH:MM or ISO, the terminal's
     local time) and ``minutes`` (1-180: one reply stays small on a metered link)."""
+    import time
+
     from posdiag.errors import UsageError
     from posdiag.history import MAX_REMOTE_MINUTES, parse_at, parse_duration
 
@@ -133,12 +135,12 @@ def _check_history(args: Mapping[str, Any]) -> None:
                                                  "ISO time")
         try:
             if key == "at":
-                parse_at(value, 0.0)
+                parse_at(value, time.time())
             else:
                 try:
                     parse_duration(value)
                 except UsageError:
-                    parse_at(value, 0.0)
+                    parse_at(value, time.time())
         except UsageError as e:
             raise CommandRejected("bad_payload", f"{key}: {e}".replace("--since ", "")
                                   .replace("--at ", "")) from None

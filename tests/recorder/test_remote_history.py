@@ -103,3 +103,15 @@ def test_bad_history_arguments(payload: bytes, problem: str) -> None:
 def test_good_history_arguments() -> None:
     assert parse("history", b'{"at": "2026-12-04T14:05", "minutes": 10}').args["minutes"] == 10
     assert parse("history", b'{"since": "2026-12-04T14:05"}').verb == "history"
+    assert parse("history", b'{"at": "14:05"}').args == {"at": "14:05"}
+
+
+def test_remote_window_shapes() -> None:
+    from posdiag.history import remote_window
+
+    now = 1_764_000_000.0
+    assert remote_window(now, {}) == (now - 59 * 60, now)
+    assert remote_window(now, {"since": "2h", "minutes": 30}) == (now - 7200, now - 7200 + 1740)
+    assert remote_window(now, {"since": "10m"}) == (now - 600, now)  # never past now
+    t0, t1 = remote_window(now, {"at": "2025-11-24T16:00:00+00:00", "minutes": 20})
+    assert (t0, t1) == (1_764_000_000.0 - 600, 1_764_000_000.0 + 540)
