@@ -86,6 +86,31 @@ def test_history_window_over_mqtt(tmp_path: Path, broker: Broker) -> None:
     assert "Traceback" not in agent.log_text()
 
 
+def test_full_disk_at_start_turns_the_recorder_off_and_the_agent_goes_on(tmp_path: Path,
+                                                                         broker: Broker) -> None:
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "posdiag-rec-test", str(tiny)],
+                   check=True)
+    try:
+        extra = f'[recorder]\npath = "{tiny}/flightlog.bin"\n'
+        with Subscriber(broker, f"{PREFIX}/reply/#") as sub:
+            agent = Agent(tmp_path, write_config(tmp_path, broker.port, extra=extra))
+            try:
+                agent.notify.wait_for("READY=1")
+                r = request(sub, b"")
+                assert (r["ok"], r["error"]["code"]) == (False, "failed")
+                assert "no flight log" in r["error"]["message"]
+            finally:
+                rc, _ = agent.terminate()
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert rc == 0
+    text = agent.log_text()
+    assert "flight recorder off: cannot create" in text and "No space left" in text
+    assert "Traceback" not in text
+
+
 @pytest.mark.parametrize(("payload", "problem"), [
     (b'{"since": "2h", "at": "10:00"}', "not both"),
     (b'{"minutes": 0}', "1-180"),
