@@ -53,6 +53,7 @@ bench: debs env
 	-$(PY) bench/devices.py
 	-$(PY) bench/pcsc.py
 	-$(PY) bench/outbox.py
+	-$(PY) bench/recorder.py
 	-$(PY) bench/faults.py
 	-$(PY) bench/diagnosis_accuracy.py
 	-$(PY) bench/bandwidth.py

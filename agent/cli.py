@@ -173,6 +173,18 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", action="store_true", help="print exactly one JSON document")
     cp.set_defaults(func=cmd_chip_test)
 
+    hi = sub.add_parser("history", parents=[common],
+                        help="the network flight recorder: link, signal, RTT, DNS per minute",
+                        description="Show the per-minute samples the service keeps on this "
+                                    "terminal (72 h by default): a table and sparklines.",
+                        epilog=epilog("history"))
+    when = hi.add_mutually_exclusive_group()
+    when.add_argument("--since", metavar="DURATION", help="the last 90m, 2h, 1d … (default 1h)")
+    when.add_argument("--at", metavar="TIME",
+                      help="HH:MM (local, last occurrence) or ISO time: 15 minutes either side")
+    hi.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    hi.set_defaults(func=cmd_history)
+
     cf = sub.add_parser("config", help="configuration")
     cfsub = cf.add_subparsers(dest="config_command", metavar="ACTION", required=True,
                               parser_class=type(p))
@@ -387,6 +399,34 @@ def cmd_config_check(ns: argparse.Namespace) -> int:
         if table.get("enabled") is None:
             table["enabled"] = spec.enabled_by_default
     sys.stdout.write(cfgmod.to_toml(effective))
+    return 0
+
+
+def cmd_history(ns: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from posdiag import history
+    from posdiag.exit_codes import EX_NOINPUT
+    from posdiag.flightlog import FlightLog, FlightLogError, path_for
+
+    cfg, _roots = _load(ns)
+    texts = _texts(ns, cfg)
+    t0, t1 = history.window(time.time(), since=ns.since, at=ns.at)
+    path = path_for(cfg.paths.state_dir, cfg.recorder.path)
+    if not path.exists():
+        sys.stderr.write("posdiag: " + texts.get("history", "no_log").format(path=path) + "\n")
+        return EX_NOINPUT
+    try:
+        with FlightLog.open(path) as fl:
+            minutes = history.rows(fl, t0, t1)
+    except FlightLogError as e:
+        sys.stderr.write(f"posdiag: {e}\n")
+        return EX_NOINPUT
+    if ns.json:
+        sys.stdout.write(json.dumps(history.to_json(minutes, t0, t1), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(history.render(minutes, texts))
     return 0
 
 

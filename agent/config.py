@@ -151,6 +151,18 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class RecorderConfig:
+    """The network flight recorder (``posdiag history``): one sample a minute, local only."""
+
+    enabled: bool = True
+    path: str = rule(optional_file, "")  # empty: flightlog.bin in the state dir
+    hours: int = rule(between(1, 720), 72)  # the file is 32 + hours x 60 x 24 bytes
+    probe_host: str = ""  # host:port; empty: the first payment_host target
+    probe_interval_s: int = rule(between(60, 3600), 60)
+    probe_timeout_s: float = rule(between(0.1, 2.0), 2.0)
+
+
+@dataclass(frozen=True)
 class CheckConfig:
     """Keys every ``[checks.<name>]`` table accepts; a check's own config subclasses this."""
 
@@ -170,6 +182,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
     checks: Mapping[str, CheckConfig] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # the files it was read from, in order
 
@@ -384,6 +397,7 @@ class _Sections:
     report: ReportConfig = field(default_factory=ReportConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,6 +42,11 @@ CODES: dict[str, tuple[tuple[int, str], ...]] = {
         (EX_SOFTWARE, "the installed symptom catalogue is broken"),
         _USAGE, _CONFIG,
     ),
+    "history": (
+        (OK, "the window was printed"),
+        (EX_NOINPUT, "no flight log yet (the recorder has not run or is disabled)"),
+        _USAGE, _CONFIG,
+    ),
     "swipe-test": (
         (OK, "every track read correctly"),
         (WARN, "read, with problems"),

@@ -121,6 +121,13 @@ def add_parser(subparsers: Any, common_parents: list[argparse.ArgumentParser]) -
                          description="--lang selects the language of the diagnosis texts.")
     v.add_argument("symptom")
     v.set_defaults(func=cmd_command)
+    v = verbs.add_parser("history", parents=parents, epilog=epilog("fleet command"),
+                         help="a window of the terminal's network flight recorder")
+    when = v.add_mutually_exclusive_group()
+    when.add_argument("--since", metavar="DURATION", help="90m, 2h … back, or an ISO time")
+    when.add_argument("--at", metavar="TIME", help="HH:MM (terminal's local time) or ISO time")
+    v.add_argument("--minutes", type=int, metavar="N", help="window length, 1-180 (default 60)")
+    v.set_defaults(func=cmd_command)
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,6 +344,9 @@ def cmd_command(ns: argparse.Namespace) -> int:
         payload["symptom"] = ns.symptom
         if ns.lang:
             payload["lang"] = ns.lang
+    elif ns.verb == "history":
+        payload.update({k: getattr(ns, k) for k in ("since", "at", "minutes")
+                        if getattr(ns, k) is not None})
     try:
         command = Command(ns.terminal, ns.verb, payload)
     except ValueError as e:

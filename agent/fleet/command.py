@@ -43,7 +43,7 @@ from posdiag.service import payloads
 
 log = logging.getLogger(__name__)
 
-VERBS = ("ping", "selftest", "report", "diagnose")  # what the agent answers today
+VERBS = ("ping", "selftest", "report", "diagnose", "history")  # what the agent answers today
 _VERB = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _TERMINAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NO_MATCHING_SUBSCRIBERS = 0x10

@@ -25,6 +25,7 @@ VERBS: Mapping[str, frozenset[str]] = {
     "selftest": frozenset({"checks"}),
     "report": frozenset(),
     "diagnose": frozenset({"symptom", "lang"}),
+    "history": frozenset({"since", "at", "minutes"}),
 }
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _SYMPTOM = re.compile(r"^[a-z][a-z-]{1,40}$")
@@ -102,9 +103,47 @@ def parse(verb: str, payload: bytes, *, response_topic: str | None = None,
                                              "'card-read-failure'")
     if "lang" in args and args["lang"] not in ("en", "zh_CN"):
         raise CommandRejected("bad_payload", "lang must be 'en' or 'zh_CN'")
+    if verb == "history":
+        _check_history(args)
     if verb == "diagnose" and "symptom" not in args:
         raise CommandRejected("bad_payload", "diagnose needs a symptom")
     return Command(verb, args, response_topic, correlation, ticket)
+
+
+def _check_history(args: Mapping[str, Any]) -> None:
+    """``since`` (a duration like "2h" or an ISO time), ``at`` (HH:MM or ISO, the terminal's
+    local time) and ``minutes`` (1-180: one reply stays small on a metered link)."""
+    import time
+
+    from posdiag.errors import UsageError
+    from posdiag.history import MAX_REMOTE_MINUTES, parse_at, parse_duration
+
+    if "since" in args and "at" in args:
+        raise CommandRejected("bad_payload", "history takes since or at, not both")
+    minutes = args.get("minutes", 60)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) \
+            or not 1 <= minutes <= MAX_REMOTE_MINUTES:
+        raise CommandRejected("bad_payload", f"minutes must be a whole number 1-"
+                                             f"{MAX_REMOTE_MINUTES}")
+    for key in ("since", "at"):
+        value = args.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > 40:
+            raise CommandRejected("bad_payload", f"{key} must be a short text like "
+                                                 f"{'2h' if key == 'since' else '14:05'} or an "
+                                                 "ISO time")
+        try:
+            if key == "at":
+                parse_at(value, time.time())
+            else:
+                try:
+                    parse_duration(value)
+                except UsageError:
+                    parse_at(value, time.time())
+        except UsageError as e:
+            raise CommandRejected("bad_payload", f"{key}: {e}".replace("--since ", "")
+                                  .replace("--at ", "")) from None
 
 
 def _decode(payload: bytes) -> dict[str, Any]:

@@ -46,7 +46,7 @@ log = logging.getLogger("posdiag.service.daemon")
 # Which check looks at a kind of device (a bridge serves the kind its table entry names).
 DEVICE_CHECKS = {"card_reader": "card_reader", "contactless": "contactless",
                  "cellular": "cellular", "printer": "printer", "chip_reader": "chip_reader"}
-CAPABILITIES = ("ping", "selftest", "report", "diagnose")
+CAPABILITIES = ("ping", "selftest", "report", "diagnose", "history")
 EX_CANTCREAT = 73
 SHUTDOWN_BUDGET_S = 4.0
 WAIT_CAP_S = 0.5
@@ -56,8 +56,10 @@ WORKER_VERBS = frozenset({"selftest", "diagnose"})  # these run checks, on the w
 MAX_QUICK_COMMANDS = 64  # ping/report waiting; the link's Receive Maximum keeps it far lower
 STALL_MARGIN_S = 60.0  # a worker job this far past the sum of all check time limits is stuck
 # Read once at start: a reload cannot change them (the outbox is open; moving it would split
-# the seq and its undelivered messages between two files).
-RESTART_KEYS = ("outbox.path", "outbox.max_bytes", "paths.state_dir")
+# the seq and its undelivered messages between two files; the flight log is open and sized).
+RESTART_KEYS = ("outbox.path", "outbox.max_bytes", "paths.state_dir", "recorder.enabled",
+                "recorder.path", "recorder.hours", "recorder.probe_host",
+                "recorder.probe_interval_s", "recorder.probe_timeout_s")
 
 
 @dataclass
@@ -142,6 +144,7 @@ class Daemon:
         self.link.start()
         self.worker = Worker(lambda outcome: self.inbox.put(("done", outcome))).start()
         self.watcher = self._start_watcher()
+        self.recorder = self._start_recorder()
         self._put("event", lambda seq: payloads.agent_started(self.config.terminal_id, seq))
 
         d = self.config.daemon
@@ -216,6 +219,8 @@ class Daemon:
             self._reply(cmd, error=("busy", "the agent is stopping; ask again when it is back "
                                             "online"))
         self.worker.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
         self.rejections.flush(force=True)
         offline = payloads.dumps(payloads.status(self.config.terminal_id, "offline",
                                                  self.boot_id))
@@ -285,6 +290,8 @@ class Daemon:
                                    partial(self._command_failed, cmd))
             elif cmd.verb == "report":
                 self._answer(cmd, result=self._enqueue_report())
+            elif cmd.verb == "history":
+                self._answer(cmd, result=self._history(cmd))
             elif cmd.verb == "diagnose":
                 self.worker.submit(partial(self._diagnose, cmd),
                                    lambda doc: self._answer(cmd, result=doc),
@@ -307,6 +314,20 @@ class Daemon:
             if self._open.pop(id(cmd), None) is None:
                 return  # already answered (busy, while stopping)
         self._reply(cmd, result=result, error=error)
+
+    def _history(self, cmd: Command) -> dict[str, Any]:
+        """A window of the flight log, read here: at most 180 records, well under a millisecond."""
+        from posdiag import history
+        from posdiag.flightlog import FlightLog, FlightLogError, path_for
+
+        t0, t1 = history.remote_window(time.time(), cmd.args)
+        started = self._started_config  # the file in use, whatever a reload said since
+        path = path_for(started.paths.state_dir, started.recorder.path)
+        try:
+            with FlightLog.open(path) as fl:
+                return history.to_rows(fl.minutes(t0, t1), t0, t1)
+        except FlightLogError as e:
+            raise CommandRejected("failed", f"no flight log: {e}") from None
 
     def _diagnose(self, cmd: Command) -> dict[str, Any]:
         try:
@@ -463,6 +484,16 @@ class Daemon:
         except (NotSupported, OSError) as e:
             log.warning("no hotplug events: %s", e)
             return None
+
+    def _start_recorder(self) -> Any:
+        from posdiag.service.recorder import Recorder
+
+        def cellular() -> Mapping[str, Any]:
+            r = self.results.get("cellular")  # read across threads: one dict lookup
+            return r.metrics if r is not None else {}
+
+        rec = Recorder.from_config(self.config, self.roots, cellular)
+        return rec.start() if rec is not None else None
 
     def _on_hotplug(self, ev: Any) -> None:
         self._put("event", lambda seq: payloads.device_event(

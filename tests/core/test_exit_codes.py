@@ -40,6 +40,10 @@ enabled = false
 
 # Rows a test elsewhere produces in a real run (file::function).
 COVERED_ELSEWHERE = {
+    ("history", 0): "tests/recorder/test_history_cli.py::test_table_sparklines_and_missing_minutes",
+    ("history", 66): "tests/recorder/test_history_cli.py::test_no_log_and_bad_options",
+    ("history", 64): "tests/recorder/test_history_cli.py::test_no_log_and_bad_options",
+    ("history", 78): "tests/recorder/test_history_cli.py::test_no_log_and_bad_options",
     ("swipe-test", 0): "tests/test_swipe_test_cli.py::test_good_swipe_json",
     ("swipe-test", 1): "tests/test_swipe_test_cli.py::test_bad_lrc_is_reported_and_exits_1",
     ("swipe-test", 2): "tests/test_swipe_test_cli.py::test_no_swipe_within_the_timeout_exits_2",

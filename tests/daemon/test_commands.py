@@ -47,7 +47,7 @@ def test_other_refusals_can_be_answered() -> None:
 def test_unknown_verbs_are_shown_readably_and_safely(verb: str, text: str) -> None:
     with pytest.raises(CommandRejected) as e:
         parse(verb, b"")
-    assert e.value.message.startswith(f"unknown command {text}; allowed: diagnose, ping")
+    assert e.value.message.startswith(f"unknown command {text}; allowed: diagnose, history, ping")
     assert e.value.message.isprintable()
 
 
