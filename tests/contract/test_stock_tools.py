@@ -88,7 +88,8 @@ def _wrong_payloads() -> list[tuple[str, dict[str, Any]]]:
     hb["outbox"]["id"] = "not-hex"
     no_outbox = {k: v for k, v in good["heartbeat"].items() if k != "outbox"}
     rep = dict(good["report"], seq=-1)
-    ping = payloads.reply("T-0001", "ping", result={"pong": True, "version": "1.0.0"})
+    ping = payloads.reply("T-0001", "ping", result={"pong": True, "version": "1.0.0",
+                                                   "uptime_s": -1})
     failed = payloads.reply("T-0001", "ping", error=("oops", "not a code"))
     return [("heartbeat", hb), ("heartbeat", no_outbox), ("report", rep), ("reply", ping),
             ("reply", failed), ("status", dict(good["status"], state="asleep")),
