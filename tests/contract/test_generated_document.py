@@ -71,3 +71,15 @@ def test_command_json_has_each_verbs_arguments():
 @pytest.mark.parametrize("symptom", ["打印机", "刷卡失败", "card-read-failure", "Receipt"])
 def test_a_symptom_name_in_any_language_passes_the_schema(symptom: str):
     schemas.validate("command", {"symptom": symptom, "lang": "zh_CN"})
+
+
+def test_the_documented_limits_and_restart_keys_are_the_agents():
+    from posdiag.service.commands import MAX_PAYLOAD
+    from posdiag.service.daemon import RESTART_KEYS
+    from posdiag.service.mqtt import COMMAND_WINDOW
+
+    text = " ".join((ROOT / "docs" / "asyncapi.yaml").read_text("utf-8").split())
+    assert f"Receive Maximum {COMMAND_WINDOW}:" in text
+    assert f"at most {MAX_PAYLOAD} bytes" in text
+    keys = ", ".join(f"`{k}`" for k in RESTART_KEYS[:-1]) + f" and `{RESTART_KEYS[-1]}`"
+    assert f"{keys} are read at start only" in text
