@@ -1,4 +1,5 @@
-"""docs/asyncapi.yaml as stock tools read it: the AsyncAPI parser and ajv, run for real by Node
+"""docs/asyncapi.yaml as stock tools read it: the AsyncAPI parser, ajv and Modelina (a code
+generator), run for real by Node
 (``make node`` installs the versions pinned in tests/contract/node/package-lock.json).
 
 Found this way (issue 15/8): the parser could not open the ``urn:posdiag:schema:…`` references,
@@ -143,3 +144,13 @@ def test_the_per_verb_command_schemas_agree_with_the_agent():
     out = node("ajv.mjs", [{"message": MESSAGE_OF[v], "payload": p} for v, p, _ in COMMANDS])
     got = [(v, p, r["valid"]) for (v, p, _), r in zip(COMMANDS, out["results"], strict=True)]
     assert got == COMMANDS
+
+
+def test_a_code_generator_makes_models_of_every_payload():
+    out = node("generate.mjs")
+    code = out["code"]
+    assert "PosdiagReport" in out["models"] and len(out["models"]) > 10
+    # One field from each payload, as Modelina names them.
+    for field in ("state: ", "generatedAt: ", "storeFailed?: ", "uptimeS?: ", "symptom: ",
+                  "checks?: ", "ok: "):
+        assert field in code, field
