@@ -1,6 +1,6 @@
 """docs/asyncapi.yaml as stock tools read it: the AsyncAPI parser, ajv and Modelina (a code
-generator), run for real by Node
-(``make node`` installs the versions pinned in tests/contract/node/package-lock.json).
+generator), run for real by Node (``make node`` installs the versions pinned in
+tests/contract/node/package-lock.json).
 
 Found this way (issue 15/8): the parser could not open the ``urn:posdiag:schema:…`` references,
 and a client validating with the document's command schema still got ``bad_payload``.
