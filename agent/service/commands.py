@@ -98,7 +98,7 @@ def parse(verb: str, payload: bytes, *, response_topic: str | None = None,
                                                    f"{', '.join(sorted(known_checks))}")
     if "symptom" in args and not (isinstance(args["symptom"], str)
                                   and 1 <= len(args["symptom"]) <= MAX_SYMPTOM_CHARS):
-        raise CommandRejected("bad_payload", f"symptom must be a symptom id or name of 1-"
+        raise CommandRejected("bad_payload", "symptom must be a symptom id or name of 1-"
                                              f"{MAX_SYMPTOM_CHARS} characters, like "
                                              "'card-read-failure' or '刷卡失败'")
     if "lang" in args and args["lang"] not in ("en", "zh_CN"):
