@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 TEST_DEBS := mosquitto umockdev gir1.2-umockdev-1.0 python3-gi nftables iproute2 openssl dpkg \
              systemd procps libseccomp2 python3-venv \
              pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools linux-libc-dev
-.PHONY: demo test env debs lint pytest bench clean install
+.PHONY: demo test env debs lint pytest bench clean install node asyncapi
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +38,24 @@ demo: debs env
 	$(PY) hardware-fixtures/demo.py
 
 lint: env
-	$(VENV)/bin/ruff check agent drivers tests hardware-fixtures bench
+	$(VENV)/bin/ruff check agent drivers tests hardware-fixtures bench tools
 
-pytest: env
+# The stock Node tools the contract tests run (tests/contract/): pinned by package-lock.json.
+NODE_DIR := tests/contract/node
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: $(NODE_DIR)/node_modules/.installed
+
+# docs/asyncapi.yaml from tools/asyncapi.template.yaml and agent/schema/*.json.
+asyncapi: env
+	$(PY) tools/asyncapi.py
+
+pytest: env node
 	$(VENV)/bin/pytest -q
 
-test: debs env lint pytest
+test: debs env node lint pytest
 
 # Each bench prints its table and exits 1 on a missed target; all of them run regardless.
 bench: debs env

@@ -21,7 +21,7 @@ from posdiag.results import MetricValue, Status
 EVIDENCE_STEP = "@evidence"  # in a cause's steps: the hints of its matched findings
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=", "in", "~", "!~")  # ~: glob match on text
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_SYMPTOM_ID = re.compile(r"^[a-z][a-z-]{1,40}$")  # as command.json allows over MQTT
+_SYMPTOM_ID = re.compile(r"^[a-z][a-z-]{1,40}$")  # as diagnosis.json has it (symptom_id)
 _TEXT_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 _METRIC_GLOB = re.compile(r"^[a-z0-9_*]+$")
 

@@ -63,8 +63,12 @@ class Command:
         require_validator()
         import jsonschema
 
+        validator = schemas.validator("command")
+        if self.verb in schemas.load("command")["$defs"]:  # a verb the agent knows: its own args
+            validator = validator.evolve(
+                schema={"$ref": f"{schemas.load('command')['$id']}#/$defs/{self.verb}"})
         try:
-            schemas.validate("command", dict(self.payload))
+            validator.validate(dict(self.payload))
         except jsonschema.ValidationError as e:
             where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
             raise ValueError(f"command payload: {where}: {e.message}") from e

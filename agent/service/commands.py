@@ -28,7 +28,7 @@ VERBS: Mapping[str, frozenset[str]] = {
     "history": frozenset({"since", "at", "minutes"}),
 }
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
-_SYMPTOM = re.compile(r"^[a-z][a-z-]{1,40}$")
+MAX_SYMPTOM_CHARS = 64  # an id, or a name or alias in any language (刷卡失败): resolved later
 MAX_TOPIC_BYTES = 65535  # MQTT's two-byte length prefix
 SHOWN_CHARS = 40
 
@@ -98,9 +98,10 @@ def parse(verb: str, payload: bytes, *, response_topic: str | None = None,
             raise CommandRejected("unknown_check", f"unknown check {', '.join(unknown)}; known: "
                                                    f"{', '.join(sorted(known_checks))}")
     if "symptom" in args and not (isinstance(args["symptom"], str)
-                                  and _SYMPTOM.match(args["symptom"])):
-        raise CommandRejected("bad_payload", "symptom must be a symptom id like "
-                                             "'card-read-failure'")
+                                  and 1 <= len(args["symptom"]) <= MAX_SYMPTOM_CHARS):
+        raise CommandRejected("bad_payload", "symptom must be a symptom id or name of 1-"
+                                             f"{MAX_SYMPTOM_CHARS} characters, like "
+                                             "'card-read-failure' or '刷卡失败'")
     if "lang" in args and args["lang"] not in ("en", "zh_CN"):
         raise CommandRejected("bad_payload", "lang must be 'en' or 'zh_CN'")
     if verb == "history":

@@ -704,7 +704,12 @@ class Link:
         s.receive_max = getattr(props, "ReceiveMaximum", 65535)
         s.window = max(1, min(self.window, s.receive_max - 2))
         s.max_packet = getattr(props, "MaximumPacketSize", None)
-        log.info("mqtt: connected to %s%s", self.endpoint, " (TLS)" if self.config.tls else "")
+        if self.config.tls:
+            log.info("mqtt: connected to %s (TLS)", self.endpoint)
+        else:  # allowed for a closed network; the AsyncAPI document promises this warning
+            log.warning("mqtt: connected to %s without TLS ([mqtt] tls = false): reports and "
+                        "commands travel unencrypted and the broker is not verified",
+                        self.endpoint)
         self._announce = False  # the birth below is the announcement
         info = client.publish(self.topics.status, self.birth(), qos=1, retain=True)
         s.others[info.mid] = self.topics.status

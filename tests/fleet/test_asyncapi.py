@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml matches the code: topics, schema files, QoS/retain, references, verbs.
+"""docs/asyncapi.yaml matches the code: topics, inlined schemas, QoS/retain, references, verbs.
 
 PyYAML is not a dependency, so the document is read with a small reader for the block-style
 subset it is written in (mappings, lists, quoted and plain scalars, ``|`` blocks); the reader
@@ -112,18 +112,22 @@ def test_every_topic_of_the_agent_is_a_channel(doc):
     assert values["channels/reply/address"] == "null"  # dynamic: the Response Topic
 
 
-def test_every_payload_schema_is_referenced_and_every_file_reference_exists(doc):
+def test_every_payload_schema_is_inlined_and_nothing_refers_outside(doc):
     values, _ = doc
-    refs = {v for k, v in values.items() if k.endswith("$ref") and v and not v.startswith("#")}
-    # Every MQTT payload, and the diagnosis a 'diagnose' reply carries.
+    refs = {v for k, v in values.items() if k.endswith("$ref")}
+    assert all(ref.startswith("#/") for ref in refs), sorted(refs)  # stock tools resolve these
+    # Every MQTT payload, and the diagnosis a 'diagnose' reply carries, from agent/schema/.
     wanted = {*schemas.NAMES, "diagnosis"}
-    assert {f"../agent/schema/{name}.json" for name in wanted} == refs
-    for ref in refs:
-        assert (DOCS / ref).is_file(), ref
-    formats = {v for k, v in values.items() if k.endswith("schemaFormat")}
-    assert formats == {"application/schema+json;version=2020-12"}
-    assert all(schemas.load(n)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-               for n in wanted)
+    inlined = {k.split("/")[2] for k in values if re.fullmatch(r"components/schemas/\w+", k)}
+    assert inlined == wanted
+    assert not any(k.endswith(("$id", "$schema")) for k in values)
+    for name in wanted:
+        assert values[f"components/schemas/{name}/title"] == schemas.load(name)["title"]
+    payloads_of = {values[k] for k in values
+                   if re.fullmatch(r"components/messages/\w+/payload/\$ref", k)}
+    assert {f"#/components/schemas/{n}" for n in wanted - {"command", "diagnosis"}} \
+        <= payloads_of
+    assert {f"#/components/schemas/command/$defs/{verb}" for verb in VERBS} <= payloads_of
 
 
 def test_every_internal_reference_resolves(doc):

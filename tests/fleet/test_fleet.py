@@ -447,7 +447,12 @@ def test_bad_command_usage_and_unreachable_broker(broker, prefix, capsys):
                  *broker_flags(broker, prefix)]) == 64
     assert "not a valid terminal id" in capsys.readouterr().err
     with pytest.raises(ValueError, match="symptom"):
-        Command("T-0001", "diagnose", {"symptom": "Bad Symptom!"})
+        Command("T-0001", "diagnose", {"symptom": "x" * 65})
+    with pytest.raises(ValueError, match="symptom"):
+        Command("T-0001", "diagnose", {"lang": "en"})
+    with pytest.raises(ValueError, match="checks"):
+        Command("T-0001", "ping", {"checks": ["power"]})
+    Command("T-0001", "diagnose", {"symptom": "打印机"})  # a Chinese name passes (issue 16/2)
     assert main(["fleet", "command", "T-0001", "ping", "--host", "127.0.0.1", "--port", "1",
                  "--no-tls"]) == 69
     assert "mqtt://127.0.0.1:1" in capsys.readouterr().err
